@@ -1,0 +1,61 @@
+/**
+ * Image steps that belong to one host: reading status under that host's repoId handle, and
+ * preparing an image for a VM that runs there.
+ */
+import { DiskflowError } from '../../api/errors';
+import type { ImageStatus, PreparedImage } from '../../api/image-status';
+import type { ActivityDeps } from '../deps';
+import { listImageRecords, readChain, requireImage, updateImage } from '../images/image-store';
+import { toImageStatus } from '../images/image-status';
+
+export interface ImageOnHost {
+  repoId: string;
+  imageId: string;
+}
+
+export function createHostImageActivities({ connections, hostId }: ActivityDeps) {
+  return {
+    async imageStatus({ repoId, imageId }: ImageOnHost): Promise<ImageStatus> {
+      return toImageStatus(await requireImage(connections.byRepoId(repoId), imageId), repoId);
+    },
+
+    async listImageStatuses({ repoId }: { repoId: string }): Promise<ImageStatus[]> {
+      const images = await listImageRecords(connections.byRepoId(repoId));
+      return images
+        .filter((image) => !image.removed)
+        .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.imageId.localeCompare(b.imageId))
+        .map((image) => toImageStatus(image, repoId));
+    },
+
+    async prepareImage({ repoId, imageId }: ImageOnHost): Promise<PreparedImage> {
+      const repo = connections.byRepoId(repoId);
+      const image = await requireImage(repo, imageId);
+      if (image.status === 'broken') {
+        throw image.operation
+          ? new DiskflowError('IMAGE_BUSY', `image ${imageId} is not ready yet: ${image.operation.type} is still working on it`)
+          : new DiskflowError('STORAGE_ERROR', `image ${imageId} is broken${image.lastError ? ` (${image.lastError})` : ''}; checkStorageRepository offers the fix that mends it`);
+      }
+      await updateImage(repo, imageId, (img) => {
+        if (img.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `image ${imageId} is not in the repository`);
+        return { ...img, prepared: { ...img.prepared, [hostId]: new Date().toISOString() } };
+      });
+      const chain = await readChain(repo, image.volumeId);
+      // Base first: a qcow2 overlay can only be opened once its backing volume is reachable.
+      for (const volume of [...chain].reverse()) await repo.activate(volume.volumeId, volume.format);
+      const top = chain[0];
+      return { path: await repo.activate(top.volumeId, top.format), format: top.format };
+    },
+
+    async teardownImage({ repoId, imageId }: ImageOnHost): Promise<void> {
+      const repo = connections.byRepoId(repoId);
+      const image = await updateImage(repo, imageId, (img) => {
+        if (img.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `image ${imageId} is not in the repository`);
+        if (!(hostId in img.prepared)) return undefined;
+        const prepared = { ...img.prepared };
+        delete prepared[hostId];
+        return { ...img, prepared };
+      });
+      for (const volume of await readChain(repo, image.volumeId)) await repo.deactivate(volume.volumeId);
+    },
+  };
+}

@@ -1,0 +1,23 @@
+/**
+ * All activities, built from the host's dependencies. Every host registers the same set on each
+ * of its activity task queues; which queue a workflow schedules a step on decides where it runs.
+ */
+import type { ActivityDeps } from './deps';
+import { createHostImageActivities } from './host/images';
+import { createRepositoryActivities } from './host/repositories';
+import { createMendActivities } from './images/mend';
+import { createRemoveActivities } from './images/remove';
+import { createVirtualDiskActivities } from './images/virtual-disk';
+
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createRepositoryActivities(deps),
+    ...createHostImageActivities(deps),
+    ...createVirtualDiskActivities(deps),
+    ...createMendActivities(deps),
+    ...createRemoveActivities(deps),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;
+export type { ActivityDeps } from './deps';

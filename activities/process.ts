@@ -1,0 +1,62 @@
+/**
+ * Runs the field's own tools (qemu-img, mount, lvm, ...) with argument arrays, never a shell
+ * string. A cancelled activity's AbortSignal kills the child, so no tool outlives its step.
+ */
+import { spawn } from 'node:child_process';
+import { DiskflowError } from '../api/errors';
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  /** Called with each chunk of stdout as it arrives (progress parsing). */
+  onStdout?: (chunk: string) => void;
+  /** Exit codes that are not failures (e.g. `qemu-img compare` returns 1 for "differ"). */
+  okExitCodes?: number[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+/** Output a tool prints when the storage under it is full: reported as NO_SPACE, not retried. */
+const NO_SPACE = /No space left on device|ENOSPC|Insufficient free space/i;
+
+export function run(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    if (options.signal?.aborted) return reject(abortError(command, options.signal));
+    const child = spawn(command, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: options.env ?? { ...process.env, LC_ALL: 'C' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      options.onStdout?.(chunk);
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const onAbort = () => child.kill('SIGKILL');
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      options.signal?.removeEventListener('abort', onAbort);
+      const hint = error.code === 'ENOENT' ? ` (is ${command} installed? run: npm run bootstrap)` : '';
+      reject(new DiskflowError('STORAGE_ERROR', `${command}: ${error.message}${hint}`));
+    });
+    child.on('close', (code, signal) => {
+      options.signal?.removeEventListener('abort', onAbort);
+      if (options.signal?.aborted) return reject(abortError(command, options.signal));
+      const exitCode = code ?? -1;
+      if (exitCode === 0 || options.okExitCodes?.includes(exitCode)) return resolve({ stdout, stderr, exitCode });
+      const detail = (stderr.trim() || stdout.trim() || `killed by ${signal}`).split('\n').slice(-3).join(' / ');
+      const code_ = NO_SPACE.test(stderr) ? 'NO_SPACE' : 'STORAGE_ERROR';
+      reject(new DiskflowError(code_, `${command} ${args[0] ?? ''} failed (exit ${exitCode}): ${detail}`));
+    });
+  });
+}
+
+function abortError(command: string, signal: AbortSignal): Error {
+  const reason = signal.reason instanceof Error ? signal.reason : new Error(`${command} stopped: ${String(signal.reason)}`);
+  return reason;
+}

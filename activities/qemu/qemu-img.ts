@@ -1,0 +1,60 @@
+/** qemu-img, the data plane's workhorse. Every call is an argument array (see ../process.ts). */
+import { run, RunOptions } from '../process';
+
+export type VolumeFormat = 'raw' | 'qcow2';
+
+export interface CreateOptions {
+  format: VolumeFormat;
+  size: number;
+  /** Backing file, as it should be written in the qcow2 header (relative to the new file). */
+  backing?: { file: string; format: VolumeFormat };
+  /** Allocate every byte now (raw, `performance`): falloc is instant on extent file systems. */
+  preallocate?: boolean;
+}
+
+export async function create(path: string, options: CreateOptions, runOptions?: RunOptions): Promise<void> {
+  const o: string[] = [];
+  if (options.format === 'qcow2') o.push('compat=1.1', 'lazy_refcounts=off');
+  if (options.preallocate) o.push('preallocation=falloc');
+  const args = ['create', '-q', '-f', options.format];
+  if (o.length) args.push('-o', o.join(','));
+  if (options.backing) args.push('-b', options.backing.file, '-F', options.backing.format);
+  args.push(path, String(options.size));
+  await run('qemu-img', args, runOptions);
+}
+
+export interface ImageInfo {
+  'virtual-size': number;
+  'actual-size'?: number;
+  format: string;
+  filename: string;
+  'backing-filename'?: string;
+  'full-backing-filename'?: string;
+  'backing-filename-format'?: string;
+  'dirty-flag'?: boolean;
+}
+
+/** `qemu-img info` of one file (no chain), read with -U so a running VM does not block it. */
+export async function info(path: string, format?: VolumeFormat, runOptions?: RunOptions): Promise<ImageInfo> {
+  const args = ['info', '--output=json', '-U'];
+  if (format) args.push('-f', format);
+  args.push(path);
+  const { stdout } = await run('qemu-img', args, runOptions);
+  return JSON.parse(stdout) as ImageInfo;
+}
+
+export interface CheckResult {
+  'check-errors': number;
+  corruptions?: number;
+  leaks?: number;
+  'image-end-offset'?: number;
+}
+
+export async function check(path: string, format: VolumeFormat, runOptions?: RunOptions): Promise<CheckResult> {
+  // Exit 2: corruptions, 3: leaks; both are reported in the JSON rather than thrown.
+  const { stdout } = await run('qemu-img', ['check', '--output=json', '-f', format, path], {
+    ...runOptions,
+    okExitCodes: [2, 3],
+  });
+  return JSON.parse(stdout) as CheckResult;
+}

@@ -1,0 +1,80 @@
+/**
+ * The one interface every repository format implements. Nothing outside
+ * activities/repository/formats/ knows which format a repository has: image logic reads and
+ * writes records and volumes through this interface only.
+ */
+import type { FormatTraits, RepoFormat } from '../../api/formats';
+import type { VolumeFormat } from '../qemu/qemu-img';
+
+/** Written once by init, at the root of the repository; identifies it on every host. */
+export interface RepositoryHeader {
+  schema: 'diskflow.repository/1';
+  format: RepoFormat;
+  /** Stable identity used to name task queues; never shown in the API (repoIds are handles). */
+  uuid: string;
+  createdAt: string;
+}
+
+export type RecordKind = 'image' | 'volume';
+
+export interface VolumeSpec {
+  volumeId: string;
+  format: VolumeFormat;
+  size: number;
+  /** The volume this one is a qcow2 overlay of, if any. */
+  parent: { volumeId: string; format: VolumeFormat } | null;
+  /** Allocate all space now (raw images made for performance). */
+  preallocate: boolean;
+}
+
+export interface StoredVolume {
+  volumeId: string;
+  /** Bytes the volume occupies on the repository's storage. */
+  allocatedBytes: number;
+}
+
+export interface Repository {
+  readonly header: RepositoryHeader;
+  readonly traits: FormatTraits;
+  /** Where this host reaches the repository, for messages and logs. */
+  readonly location: string;
+
+  /** Small metadata records, each replaced atomically. */
+  readRecord(kind: RecordKind, id: string): Promise<unknown | null>;
+  listRecords(kind: RecordKind): Promise<unknown[]>;
+  /** Creates a record that must not exist yet; resolves false if it already did. */
+  createRecord(kind: RecordKind, id: string, value: unknown): Promise<boolean>;
+  writeRecord(kind: RecordKind, id: string, value: unknown): Promise<void>;
+  deleteRecord(kind: RecordKind, id: string): Promise<void>;
+  /** Runs `fn` while holding the lock of one record, so read-modify-write cycles never interleave. */
+  withRecordLock<T>(kind: RecordKind, id: string, fn: () => Promise<T>): Promise<T>;
+
+  /** Allocates and formats a volume, replacing any half-made one of the same id. */
+  createVolume(spec: VolumeSpec, signal?: AbortSignal): Promise<void>;
+  /** Removes a volume's storage (two-phase: first made unusable, then purged). Idempotent. */
+  removeVolume(volumeId: string): Promise<void>;
+  /** Volumes that physically exist, made or half-made, with the space they take. */
+  listVolumes(): Promise<StoredVolume[]>;
+  /** Makes a volume usable on this host and returns the path qemu opens. */
+  activate(volumeId: string, format: VolumeFormat): Promise<string>;
+  deactivate(volumeId: string): Promise<void>;
+  /** Bytes still free for new volumes. */
+  freeBytes(): Promise<number>;
+
+  disconnect(): Promise<void>;
+}
+
+/** What a host knows about itself when it connects a repository. */
+export interface HostContext {
+  hostId: string;
+  /** DISKFLOW_HOME of this host: mount points and activation state live below it. */
+  home: string;
+}
+
+export interface RepositoryDriver<Params> {
+  readonly format: RepoFormat;
+  /** Writes the header of a new repository; refuses (REPO_NOT_EMPTY) a target holding anything. */
+  init(params: Params, host: HostContext): Promise<RepositoryHeader>;
+  /** Reaches an existing repository (mounting it if needed) and checks its header. */
+  connect(params: Params, host: HostContext): Promise<Repository>;
+}

@@ -1,0 +1,49 @@
+/** The `options` argument of each call (API.md, "options of the image calls"). Unknown keys are refused. */
+import { z } from 'zod';
+import { HostId, ImageId, ImageKind, RepoId, RequestId, Strategy } from './values';
+
+const lookup = {
+  participatingRepositories: z.array(RepoId).min(1, { error: 'must list at least one repository' }).optional(),
+  imageHints: z.record(ImageId, RepoId).optional(),
+};
+
+export const CreateVirtualDiskOptions = z.strictObject({
+  autoFix: z.boolean().default(true),
+  strategy: Strategy.default('space'),
+  ...lookup,
+  requestId: RequestId.optional(),
+});
+export type CreateVirtualDiskOptions = z.infer<typeof CreateVirtualDiskOptions>;
+
+export const CreateSnapshotOptions = z.strictObject({
+  autoFix: z.boolean().default(true),
+  strategy: Strategy.default('space'),
+  ...lookup,
+  requestId: RequestId.optional(),
+});
+export type CreateSnapshotOptions = z.infer<typeof CreateSnapshotOptions>;
+
+export const CopyImageOptions = z.strictObject({
+  autoFix: z.boolean().default(true),
+  strategy: Strategy.default('space'),
+  ...lookup,
+  kind: ImageKind.optional(),
+  requestId: RequestId.optional(),
+});
+export type CopyImageOptions = z.infer<typeof CopyImageOptions>;
+
+export const RemoveImageOptions = z.strictObject({
+  autoFix: z.boolean().default(true),
+  requestId: RequestId.optional(),
+});
+export type RemoveImageOptions = z.infer<typeof RemoveImageOptions>;
+
+export const CheckOptions = z.strictObject({});
+
+export const FixOptions = z.strictObject({
+  hostId: HostId.optional(),
+  requestId: RequestId.optional(),
+});
+export type FixOptions = z.infer<typeof FixOptions>;
+
+export const HostOption = z.strictObject({ hostId: HostId.optional() });

@@ -1,0 +1,48 @@
+/**
+ * Configuration from the environment (API.md, "Command line"), shared by the client, the CLI
+ * and the workers. Names follow the Temporal CLI's, so one environment serves both.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import type { TLSConfig } from '@temporalio/client';
+
+export const DEFAULT_ADDRESS = 'localhost:7233';
+export const DEFAULT_UI_PORT = 8233;
+
+export interface TemporalSettings {
+  address: string;
+  namespace: string;
+  tls?: TLSConfig;
+  apiKey?: string;
+}
+
+export function temporalSettings(env: NodeJS.ProcessEnv = process.env): TemporalSettings {
+  const read = (name: string) => (env[name] ? readFileSync(env[name]!) : undefined);
+  const cert = read('TEMPORAL_TLS_CERT');
+  const key = read('TEMPORAL_TLS_KEY');
+  const ca = read('TEMPORAL_TLS_CA');
+  const tlsWanted = cert || ca || env.TEMPORAL_TLS === 'true' || !!env.TEMPORAL_API_KEY;
+  return {
+    address: env.TEMPORAL_ADDRESS || DEFAULT_ADDRESS,
+    namespace: env.TEMPORAL_NAMESPACE || 'default',
+    apiKey: env.TEMPORAL_API_KEY || undefined,
+    tls: tlsWanted
+      ? {
+          serverNameOverride: env.TEMPORAL_TLS_SERVER_NAME || undefined,
+          serverRootCACertificate: ca,
+          clientCertPair: cert && key ? { crt: cert, key } : undefined,
+        }
+      : undefined,
+  };
+}
+
+/** The host this process speaks for: DISKFLOW_HOST_ID, else the machine's host name. */
+export function defaultHostId(env: NodeJS.ProcessEnv = process.env): string {
+  return env.DISKFLOW_HOST_ID || hostname();
+}
+
+/** Where this host keeps its state (connections, dev server database, logs). */
+export function diskflowHome(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.DISKFLOW_HOME || '.diskflow');
+}

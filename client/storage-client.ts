@@ -1,0 +1,190 @@
+/**
+ * The engine-facing API (API.md, "Client API"). Every call validates its input before anything
+ * is started, runs as one Temporal workflow, and fails with a DiskflowError carrying an API code.
+ * Calls that change something return once their intent is durable on the repository (the
+ * `persisted` update of Update-With-Start), never after data has moved.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  Client,
+  Connection,
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+} from '@temporalio/client';
+import type { TLSConfig } from '@temporalio/client';
+import { z } from 'zod';
+import { DiskflowError } from '../api/errors';
+import { describeFailure, toDiskflowError } from '../api/failures';
+import type { RepoFormat } from '../api/formats';
+import type { ImageStatus, PreparedImage, RepositoryConstraints } from '../api/image-status';
+import {
+  ConnectStorageRepositoryInput,
+  CreateVirtualDiskInput,
+  DisconnectStorageRepositoryInput,
+  GetStorageRepositoryConstraintsInput,
+  ImageRefInput,
+  InitStorageRepositoryInput,
+  ListImagesInput,
+  PERSISTED_UPDATE,
+  RemoveImageInput,
+  WORKFLOW_CONTRACTS,
+  WorkflowType,
+} from '../api/operations';
+import { HostOption } from '../api/options';
+import { WORKFLOW_TASK_QUEUE } from '../api/task-queues';
+import { parseInput } from '../api/validation';
+import { defaultHostId, temporalSettings } from './config';
+
+export interface StorageClientOptions {
+  address?: string;
+  namespace?: string;
+  tls?: TLSConfig;
+  apiKey?: string;
+  /** The host whose repoId handles this client uses (default: DISKFLOW_HOST_ID, else the host name). */
+  hostId?: string;
+}
+
+type Json = Record<string, unknown>;
+
+/** How long a read may wait for its host before it fails (the host's own step fails after 15 s). */
+const READ_TIMEOUT = '2 minutes';
+
+export class StorageClient {
+  private constructor(
+    readonly temporal: Client,
+    private readonly connection: Connection,
+    readonly hostId: string,
+    private readonly address: string,
+  ) {}
+
+  static async connect(options: StorageClientOptions = {}): Promise<StorageClient> {
+    const settings = { ...temporalSettings(), ...definedOnly(options) };
+    const hostId = parseInput(HostOption, { hostId: options.hostId ?? defaultHostId() }, 'options').hostId!;
+    // Lazy: bad input is refused before anything touches the network.
+    const connection = Connection.lazy({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey });
+    return new StorageClient(new Client({ connection, namespace: settings.namespace }), connection, hostId, settings.address);
+  }
+
+  async close(): Promise<void> {
+    await this.connection.close();
+  }
+
+  // Repositories
+
+  async initStorageRepository(repoFormat: RepoFormat, connectionParameters: Json, options: { hostId?: string } = {}): Promise<void> {
+    const hostId = this.hostFrom(options);
+    await this.call('initStorageRepository', this.check(InitStorageRepositoryInput, { hostId, repoFormat, connectionParameters }));
+  }
+
+  async connectStorageRepository(repoId: string, repoFormat: RepoFormat, connectionParameters: Json = {}, options: { hostId?: string } = {}): Promise<void> {
+    const hostId = this.hostFrom(options);
+    await this.call('connectStorageRepository', this.check(ConnectStorageRepositoryInput, { hostId, repoId, repoFormat, connectionParameters }));
+  }
+
+  async disconnectStorageRepository(repoId: string, options: { hostId?: string } = {}): Promise<void> {
+    const hostId = this.hostFrom(options);
+    await this.call('disconnectStorageRepository', this.check(DisconnectStorageRepositoryInput, { hostId, repoId }));
+  }
+
+  async getStorageRepositoryConstraints(repoId: string): Promise<RepositoryConstraints> {
+    return this.call('getStorageRepositoryConstraints', this.check(GetStorageRepositoryConstraintsInput, { hostId: this.hostId, repoId }));
+  }
+
+  // Images
+
+  async createVirtualDisk(targetRepoId: string, size: number, baseSnapshotId: string | null = null, userData: Json = {}, options: Json = {}): Promise<string> {
+    const input = this.check(CreateVirtualDiskInput, { hostId: this.hostId, targetRepoId, size, baseSnapshotId, userData, options });
+    const { imageId } = await this.operate('createVirtualDisk', input, input.options.requestId);
+    return imageId;
+  }
+
+  async removeImage(repositoryId: string, imageId: string, options: Json = {}): Promise<void> {
+    const input = this.check(RemoveImageInput, { hostId: this.hostId, repositoryId, imageId, options });
+    await this.operate('removeImage', input, input.options.requestId);
+  }
+
+  async getImageStatus(repositoryId: string, imageId: string): Promise<ImageStatus> {
+    return this.call('getImageStatus', this.check(ImageRefInput, { hostId: this.hostId, repositoryId, imageId }));
+  }
+
+  async listImages(repositoryId: string): Promise<ImageStatus[]> {
+    return this.call('listImages', this.check(ListImagesInput, { hostId: this.hostId, repositoryId }));
+  }
+
+  async prepareImage(repositoryId: string, imageId: string, options: { hostId?: string } = {}): Promise<PreparedImage> {
+    const hostId = this.hostFrom(options);
+    return this.call('prepareImage', this.check(ImageRefInput, { hostId, repositoryId, imageId }));
+  }
+
+  async teardownImage(repositoryId: string, imageId: string, options: { hostId?: string } = {}): Promise<void> {
+    const hostId = this.hostFrom(options);
+    await this.call('teardownImage', this.check(ImageRefInput, { hostId, repositoryId, imageId }));
+  }
+
+  // Plumbing
+
+  private hostFrom(options: { hostId?: string }): string {
+    return parseInput(HostOption, options ?? {}, 'options').hostId ?? this.hostId;
+  }
+
+  private failure(error: unknown): DiskflowError {
+    const message = describeFailure(error);
+    if (!(error instanceof DiskflowError) && /Failed to connect|UNAVAILABLE|ECONNREFUSED|No connection established/i.test(message)) {
+      return new DiskflowError(
+        'STORAGE_ERROR',
+        `cannot reach Temporal at ${this.address} (is \`diskflow dev\` or your Temporal server running? TEMPORAL_ADDRESS says where)`,
+      );
+    }
+    return toDiskflowError(error);
+  }
+
+  private check<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+    return parseInput(schema, input);
+  }
+
+  /** Runs a workflow to completion: reads and host-level calls. */
+  private async call<W extends WorkflowType>(type: W, input: unknown): Promise<z.output<(typeof WORKFLOW_CONTRACTS)[W]['output']>> {
+    try {
+      return await this.temporal.workflow.execute(type, {
+        taskQueue: WORKFLOW_TASK_QUEUE,
+        workflowId: `${type}:${randomUUID()}`,
+        args: [input],
+        workflowExecutionTimeout: READ_TIMEOUT,
+      });
+    } catch (error) {
+      throw this.failure(error);
+    }
+  }
+
+  /**
+   * Starts an operation and returns once it is persisted. The workflow id carries the requestId,
+   * so the same request twice reaches the same workflow: one effect, one answer (a running
+   * workflow answers the update again; a finished one is asked for its result).
+   */
+  private async operate<W extends WorkflowType>(type: W, input: unknown, requestId: string | undefined): Promise<z.output<(typeof WORKFLOW_CONTRACTS)[W]['output']>> {
+    const workflowId = `${type}:${requestId ?? randomUUID()}`;
+    const startWorkflowOperation = new WithStartWorkflowOperation(type, {
+      taskQueue: WORKFLOW_TASK_QUEUE,
+      workflowId,
+      args: [input],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    });
+    try {
+      return (await this.temporal.workflow.executeUpdateWithStart(PERSISTED_UPDATE, { startWorkflowOperation })) as never;
+    } catch (error) {
+      if (requestId && error instanceof WorkflowExecutionAlreadyStartedError) {
+        try {
+          return await this.temporal.workflow.getHandle(workflowId).result();
+        } catch (resultError) {
+          throw this.failure(resultError);
+        }
+      }
+      throw this.failure(error);
+    }
+  }
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,36 @@
+// Lint: typescript-eslint's recommended rules, plus the rule that keeps workflow code
+// deterministic: no Node built-ins, no side-effecting modules, activities only as types.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import { builtinModules } from 'node:module';
+
+const nodeBuiltins = builtinModules.flatMap((m) => [m, `node:${m}`]);
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', '.tools/', '.diskflow/', 'bin/', 'schemas/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['workflows/**/*.ts', 'api/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: nodeBuiltins.map((name) => ({ name, message: 'Workflow code must be deterministic: no Node built-ins (api/ is imported by workflows too).' })),
+          patterns: [
+            {
+              group: ['**/activities', '**/activities/**', '@temporalio/activity', '@temporalio/worker', '@temporalio/client'],
+              allowTypeImports: true,
+              message: 'Workflows reach activities through proxyActivities: import them as types only.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+);

@@ -1,0 +1,163 @@
+/**
+ * One host's worker process: workflow tasks (any host may run them), this host's own activity
+ * queue, and one activity queue per connected repository (plus the SRM queue of repositories
+ * whose SRM this host is). Connecting and disconnecting repositories starts and stops pollers
+ * while the process runs.
+ */
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { NativeConnection, Worker, WorkerOptions } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { FailureCodeInterceptor } from '../activities/failure-interceptor';
+import { HostConnections, RepositoryPollers } from '../activities/host/connections';
+import type { OperationRegistry } from '../activities/images/claims';
+import type { Repository } from '../activities/repository/repository';
+import { hostTaskQueue, repoTaskQueue, WORKFLOW_TASK_QUEUE } from '../api/task-queues';
+import type { TemporalSettings } from '../client/config';
+import { lockHome } from './home-lock';
+import { installTemporalLogging, Logger } from './logger';
+
+export interface HostWorkerOptions {
+  hostId: string;
+  home: string;
+  temporal: TemporalSettings;
+  logger: Logger;
+}
+
+/** Prebuilt by `npm run build` (scripts/bundle-workflows.ts); bundled at start-up when absent. */
+const WORKFLOW_BUNDLE = join(__dirname, '..', 'workflow-bundle.js');
+const WORKFLOWS_PATH = require.resolve('../workflows');
+
+class TemporalOperations implements OperationRegistry {
+  constructor(private readonly client: Client) {}
+
+  async isRunning(operationId: string): Promise<boolean> {
+    try {
+      const description = await this.client.workflow.getHandle(operationId).describe();
+      return description.status.name === 'RUNNING';
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return false;
+      throw error;
+    }
+  }
+}
+
+export class HostWorker implements RepositoryPollers {
+  readonly connections: HostConnections;
+  private readonly running = new Map<string, { worker: Worker; done: Promise<void> }>();
+  private readonly activityOptions: Pick<WorkerOptions, 'activities' | 'interceptors'>;
+  private stopping = false;
+  private failure: Error | undefined;
+  private wake: () => void = () => undefined;
+
+  private constructor(
+    private readonly options: HostWorkerOptions,
+    private readonly nativeConnection: NativeConnection,
+    private readonly clientConnection: Connection,
+    private readonly unlock: () => Promise<void>,
+  ) {
+    const { hostId, home, temporal, logger } = options;
+    const log = (message: string, fields?: Record<string, unknown>) => logger.info({ hostId, ...fields }, message);
+    this.connections = new HostConnections({ hostId, home }, this, log);
+    const client = new Client({ connection: clientConnection, namespace: temporal.namespace });
+    this.activityOptions = {
+      activities: createActivities({ hostId, connections: this.connections, operations: new TemporalOperations(client) }),
+      interceptors: { activity: [() => ({ inbound: new FailureCodeInterceptor() })] },
+    };
+  }
+
+  static async start(options: HostWorkerOptions): Promise<HostWorker> {
+    const { hostId, home, temporal, logger } = options;
+    installTemporalLogging(logger);
+    const unlock = await lockHome(home);
+    try {
+      const connectionOptions = { address: temporal.address, tls: temporal.tls, apiKey: temporal.apiKey };
+      const host = new HostWorker(options, await NativeConnection.connect(connectionOptions), await Connection.connect(connectionOptions), unlock);
+      await host.launch(
+        await Worker.create({
+          ...host.common(WORKFLOW_TASK_QUEUE),
+          ...(existsSync(WORKFLOW_BUNDLE) ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } } : { workflowsPath: WORKFLOWS_PATH }),
+        }),
+      );
+      await host.launch(await Worker.create({ ...host.common(hostTaskQueue(hostId)), ...host.activityOptions }));
+      await host.connections.restore();
+      logger.info({ hostId, home, address: temporal.address, repositories: host.connections.list().map((c) => c.repoId) }, 'host worker started');
+      return host;
+    } catch (error) {
+      await unlock();
+      throw error;
+    }
+  }
+  get hostId(): string {
+    return this.options.hostId;
+  }
+
+  private common(taskQueue: string): Pick<WorkerOptions, 'connection' | 'namespace' | 'taskQueue' | 'identity' | 'shutdownGraceTime'> {
+    return {
+      connection: this.nativeConnection,
+      namespace: this.options.temporal.namespace,
+      taskQueue,
+      identity: `${this.options.hostId}@${hostname()}/${process.pid}`,
+      // A stopping host hands its activities back quickly: they are retried elsewhere or after restart.
+      shutdownGraceTime: '3 seconds',
+    };
+  }
+
+  private async launch(worker: Worker): Promise<void> {
+    const taskQueue = worker.options.taskQueue;
+    const done = worker.run().catch((error: Error) => {
+      // A worker that dies on its own takes the process down: crash-only, a supervisor restarts it.
+      if (!this.stopping) {
+        this.failure = error;
+        this.options.logger.error({ err: error, taskQueue }, 'worker failed');
+        this.wake();
+      }
+    });
+    this.running.set(taskQueue, { worker, done });
+  }
+
+  /** Polls the repository's queue (RepositoryPollers: called on connect and on restore). */
+  async start(repository: Repository): Promise<void> {
+    const taskQueue = repoTaskQueue(repository.header.uuid);
+    if (this.running.has(taskQueue)) return;
+    await this.launch(await Worker.create({ ...this.common(taskQueue), ...this.activityOptions }));
+    this.options.logger.info({ taskQueue, location: repository.location }, 'polling repository queue');
+  }
+
+  async stop(repoUuid: string): Promise<void> {
+    const taskQueue = repoTaskQueue(repoUuid);
+    const entry = this.running.get(taskQueue);
+    if (!entry) return;
+    this.running.delete(taskQueue);
+    entry.worker.shutdown();
+    await entry.done;
+  }
+
+  /** Resolves when the worker is shut down; rejects if one of its pollers failed. */
+  async run(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.wake = resolve;
+      if (this.failure || this.stopping) resolve();
+    });
+    await this.shutdown();
+    if (this.failure) throw this.failure;
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.wake();
+    const all = [...this.running.values()];
+    this.running.clear();
+    for (const { worker } of all) {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+    }
+    await Promise.all(all.map((entry) => entry.done));
+    await this.connections.close();
+    await this.nativeConnection.close();
+    await this.clientConnection.close();
+    await this.unlock();
+  }
+}

@@ -1,0 +1,41 @@
+/** How workflows fail: always with a coded ApplicationFailure, so callers see an API error code. */
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import { DiskflowError } from '../api/errors';
+import { describeFailure, findCodedFailure, isCancellation, toApplicationFailure } from '../api/failures';
+import { parseInput } from '../api/validation';
+
+/**
+ * The failure a workflow ends with for `error`: its own code when it carries one, STORAGE_ERROR
+ * otherwise. Cancellation stays cancellation. Non-retryable: a workflow is retried by a fix, not
+ * by Temporal.
+ */
+export function codedFailure(error: unknown): unknown {
+  if (isCancellation(error)) return error;
+  if (error instanceof DiskflowError) return toApplicationFailure(error);
+  const coded = findCodedFailure(error);
+  const failure = ApplicationFailure.create({
+    type: coded?.type ?? 'STORAGE_ERROR',
+    message: coded?.message ?? describeFailure(error),
+    nonRetryable: true,
+  });
+  return failure;
+}
+
+/** Validates a workflow's input (engines may start workflows directly), failing with INVALID_ARGUMENT. */
+export function validate<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  try {
+    return parseInput(schema, input, 'input');
+  } catch (error) {
+    throw codedFailure(error);
+  }
+}
+
+/** Runs `fn` and rethrows whatever it throws as a coded failure. */
+export async function withCodes<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw codedFailure(error);
+  }
+}

@@ -1,0 +1,9 @@
+/** Every workflow type diskflow runs: one per operation of the storage API. */
+export { initStorageRepository } from './init-storage-repository';
+export { connectStorageRepository, disconnectStorageRepository } from './connect-storage-repository';
+export { getStorageRepositoryConstraints } from './get-storage-repository-constraints';
+export { createVirtualDisk } from './create-virtual-disk';
+export { removeImage } from './remove-image';
+export { getImageStatus, listImages } from './get-image-status';
+export { prepareImage, teardownImage } from './prepare-image';
+export { persistedUpdate } from './persisted';

@@ -1,0 +1,34 @@
+import { getExternalWorkflowHandle, workflowInfo } from '@temporalio/workflow';
+import { RemoveImageInput } from '../api/operations';
+import { validate, withCodes } from './failures';
+import { answerOncePersisted } from './persisted';
+import { onHost, onObjectManager } from './routing';
+import { tagOperation } from './tags';
+
+/**
+ * removeImage(repositoryId, imageId, options): mark the image removed, which is immediate and
+ * durable; stop any operation still working on it; then, unless autoFix is off, clean the
+ * volumes that no other image needs.
+ */
+export async function removeImage(input: RemoveImageInput): Promise<null> {
+  const answer = answerOncePersisted<null>();
+  const operationId = workflowInfo().workflowId;
+  const { request, repo, interrupted } = await answer.persisting(
+    async () => {
+      const request = validate(RemoveImageInput, input);
+      tagOperation({ operation: 'removeImage', repo: request.repositoryId, image: request.imageId, host: request.hostId });
+      const repo = await onHost(request.hostId).resolveRepository({ repoId: request.repositoryId });
+      const { interrupted } = await onObjectManager(repo).markImageRemoved({ repoUuid: repo.repoUuid, imageId: request.imageId, operationId });
+      return { request, repo, interrupted };
+    },
+    () => null,
+  );
+  if (interrupted) {
+    // The interrupted operation may have finished meanwhile; then there is nothing to stop.
+    await getExternalWorkflowHandle(interrupted).cancel().catch(() => undefined);
+  }
+  if (request.options.autoFix) {
+    await withCodes(() => onObjectManager(repo).cleanRemovedImage({ repoUuid: repo.repoUuid, imageId: request.imageId, operationId }));
+  }
+  return answer.done(null);
+}
