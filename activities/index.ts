@@ -6,16 +6,16 @@ import type { ActivityDeps } from './deps';
 import { createHostImageActivities } from './host/images';
 import { createRepositoryActivities } from './host/repositories';
 import { createMendActivities } from './images/mend';
+import { createPersistActivities } from './images/persist';
 import { createRemoveActivities } from './images/remove';
-import { createVirtualDiskActivities } from './images/virtual-disk';
 
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createRepositoryActivities(deps),
     ...createHostImageActivities(deps),
-    ...createVirtualDiskActivities(deps),
+    ...createPersistActivities(deps),
     ...createMendActivities(deps),
-    ...createRemoveActivities(deps),
+    cleanRemovedImage: createRemoveActivities(deps).cleanRemovedImage,
   };
 }
 

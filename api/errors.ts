@@ -40,6 +40,8 @@ export class DiskflowError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
+    /** Whether retrying the same step may succeed; by default, only STORAGE_ERROR may. */
+    readonly retryable = !NON_RETRYABLE_CODES.has(code),
   ) {
     super(message);
   }

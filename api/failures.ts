@@ -11,13 +11,13 @@ import {
   TemporalFailure,
   TimeoutFailure,
 } from '@temporalio/common';
-import { DiskflowError, ErrorCode, isErrorCode, NON_RETRYABLE_CODES } from './errors';
+import { DiskflowError, ErrorCode, isErrorCode } from './errors';
 
 export function toApplicationFailure(error: DiskflowError): ApplicationFailure {
   return ApplicationFailure.create({
     type: error.code,
     message: error.message,
-    nonRetryable: NON_RETRYABLE_CODES.has(error.code),
+    nonRetryable: !error.retryable,
   });
 }
 

@@ -11,7 +11,8 @@ export const Size = z
   .int({ error: 'must be a whole number of bytes' })
   .positive({ error: 'must be greater than 0' })
   .max(MAX_VIRTUAL_SIZE, { error: `must be at most ${MAX_VIRTUAL_SIZE} bytes (2 PiB), the qcow2 limit` })
-  .refine((n) => n % SECTOR_SIZE === 0, { error: `must be a multiple of ${SECTOR_SIZE} bytes` });
+  .refine((n) => n % SECTOR_SIZE === 0, { error: `must be a multiple of ${SECTOR_SIZE} bytes` })
+  .describe(`bytes: a whole multiple of ${SECTOR_SIZE}, greater than 0, at most 2^51 (2 PiB)`);
 
 export const ImageId = z
   .string({ error: 'must be an image id' })
@@ -54,7 +55,8 @@ export const AbsolutePath = z
   .refine((p) => !p.includes('\0'), { error: 'must not contain NUL' })
   .refine((p) => p === '/' || p.slice(1).split('/').every((s) => s !== '' && s !== '.' && s !== '..'), {
     error: 'must be normalised: no "..", "." or empty segments and no trailing "/"',
-  });
+  })
+  .describe('an absolute, normalised path: no "..", "." or empty segments, no trailing "/"');
 
 export const UserData = z
   .record(z.string(), z.json({ error: 'must be JSON: no undefined, functions, NaN or Infinity' }), {
@@ -62,7 +64,8 @@ export const UserData = z
   })
   .refine((value) => new TextEncoder().encode(JSON.stringify(value)).length <= MAX_USER_DATA_BYTES, {
     error: `must be at most ${MAX_USER_DATA_BYTES} bytes as JSON`,
-  });
+  })
+  .describe(`any JSON object, at most ${MAX_USER_DATA_BYTES} bytes as JSON`);
 export type UserData = z.infer<typeof UserData>;
 
 export const Strategy = z.enum(['space', 'performance'], { error: 'must be "space" or "performance"' });

@@ -61,7 +61,7 @@ export class StorageClient {
     const settings = { ...temporalSettings(), ...definedOnly(options) };
     const hostId = parseInput(HostOption, { hostId: options.hostId ?? defaultHostId() }, 'options').hostId!;
     // Lazy: bad input is refused before anything touches the network.
-    const connection = Connection.lazy({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey });
+    const connection = Connection.lazy({ address: settings.address, tls: settings.tls, apiKey: settings.apiKey, connectTimeout: '5 seconds' });
     return new StorageClient(new Client({ connection, namespace: settings.namespace }), connection, hostId, settings.address);
   }
 
@@ -127,6 +127,17 @@ export class StorageClient {
     return parseInput(HostOption, options ?? {}, 'options').hostId ?? this.hostId;
   }
 
+  private connected: Promise<void> | undefined;
+
+  /** Connects on first use, failing within seconds when the server is not there. */
+  private ensureConnected(): Promise<void> {
+    this.connected ??= this.connection.ensureConnected().catch((error: unknown) => {
+      this.connected = undefined;
+      throw error;
+    });
+    return this.connected;
+  }
+
   private failure(error: unknown): DiskflowError {
     const message = describeFailure(error);
     if (!(error instanceof DiskflowError) && /Failed to connect|UNAVAILABLE|ECONNREFUSED|No connection established/i.test(message)) {
@@ -145,6 +156,7 @@ export class StorageClient {
   /** Runs a workflow to completion: reads and host-level calls. */
   private async call<W extends WorkflowType>(type: W, input: unknown): Promise<z.output<(typeof WORKFLOW_CONTRACTS)[W]['output']>> {
     try {
+      await this.ensureConnected();
       return await this.temporal.workflow.execute(type, {
         taskQueue: WORKFLOW_TASK_QUEUE,
         workflowId: `${type}:${randomUUID()}`,
@@ -171,6 +183,7 @@ export class StorageClient {
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
     });
     try {
+      await this.ensureConnected();
       return (await this.temporal.workflow.executeUpdateWithStart(PERSISTED_UPDATE, { startWorkflowOperation })) as never;
     } catch (error) {
       if (requestId && error instanceof WorkflowExecutionAlreadyStartedError) {

@@ -3,7 +3,7 @@ import { CreateVirtualDiskInput, NewImageOutput } from '../api/operations';
 import { validate } from './failures';
 import { mendImage } from './fix-steps';
 import { answerOncePersisted } from './persisted';
-import { onHost, onObjectManager } from './routing';
+import { persistStep } from './persist-step';
 import { tagOperation } from './tags';
 import { invalidArgument } from '../api/errors';
 
@@ -20,14 +20,14 @@ export async function createVirtualDisk(input: CreateVirtualDiskInput): Promise<
       const request = validate(CreateVirtualDiskInput, input);
       tagOperation({ operation: 'createVirtualDisk', repo: request.targetRepoId, image: imageId, host: request.hostId });
       if (request.baseSnapshotId) throw invalidArgument('baseSnapshotId: disks based on snapshots are not available yet');
-      const repo = await onHost(request.hostId).resolveRepository({ repoId: request.targetRepoId });
-      await onObjectManager(repo).persistVirtualDisk({
-        repoUuid: repo.repoUuid,
+      const { repo } = await persistStep(request.hostId, request.targetRepoId, {
+        kind: 'create-virtual-disk',
         imageId,
         operationId: workflowInfo().workflowId,
         size: request.size,
         userData: request.userData,
         strategy: request.options.strategy,
+        autoFix: request.options.autoFix,
       });
       return { request, repo };
     },

@@ -2,7 +2,8 @@ import { getExternalWorkflowHandle, workflowInfo } from '@temporalio/workflow';
 import { RemoveImageInput } from '../api/operations';
 import { validate, withCodes } from './failures';
 import { answerOncePersisted } from './persisted';
-import { onHost, onObjectManager } from './routing';
+import { persistStep } from './persist-step';
+import { onObjectManager } from './routing';
 import { tagOperation } from './tags';
 
 /**
@@ -17,9 +18,12 @@ export async function removeImage(input: RemoveImageInput): Promise<null> {
     async () => {
       const request = validate(RemoveImageInput, input);
       tagOperation({ operation: 'removeImage', repo: request.repositoryId, image: request.imageId, host: request.hostId });
-      const repo = await onHost(request.hostId).resolveRepository({ repoId: request.repositoryId });
-      const { interrupted } = await onObjectManager(repo).markImageRemoved({ repoUuid: repo.repoUuid, imageId: request.imageId, operationId });
-      return { request, repo, interrupted };
+      const { repo, persisted } = await persistStep(request.hostId, request.repositoryId, {
+        kind: 'mark-removed',
+        imageId: request.imageId,
+        operationId,
+      });
+      return { request, repo, interrupted: persisted.interrupted };
     },
     () => null,
   );

@@ -2,6 +2,7 @@
  * Where each kind of step runs (docs/ARCHITECTURE.md, "Task queues"), with the timeouts and
  * retries that suit it, stated here next to the queue they belong to.
  */
+import { ApplicationFailure, TimeoutFailure } from '@temporalio/common';
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { RepositoryRef } from '../activities/host/repositories';
@@ -12,13 +13,37 @@ import { hostTaskQueue, repoTaskQueue, srmTaskQueue } from '../api/task-queues';
  * queue has a single worker that may be down: scheduleToStart fails the call within seconds
  * instead of leaving the caller waiting on a host that is not there.
  */
-export const onHost = (hostId: string) =>
-  proxyActivities<Activities>({
+export function onHost(hostId: string): Activities {
+  const steps = proxyActivities<Activities>({
     taskQueue: hostTaskQueue(hostId),
-    scheduleToStartTimeout: '15 seconds',
+    scheduleToStartTimeout: `${HOST_ANSWER_SECONDS} seconds`,
     startToCloseTimeout: '2 minutes',
     retry: { maximumAttempts: 3, initialInterval: '200 milliseconds' },
   });
+  // Each step, with a host that never picked it up reported as such rather than as a bare timeout.
+  return new Proxy(steps, {
+    get: (target, name: keyof Activities) =>
+      async (...args: unknown[]) => {
+        try {
+          return await (target[name] as (...a: unknown[]) => Promise<unknown>)(...args);
+        } catch (error) {
+          throw hostNotAnswering(error, hostId) ?? error;
+        }
+      },
+  });
+}
+
+const HOST_ANSWER_SECONDS = 15;
+
+function hostNotAnswering(error: unknown, hostId: string): ApplicationFailure | undefined {
+  const cause = (error as { cause?: unknown }).cause;
+  if (!(cause instanceof TimeoutFailure) || cause.timeoutType !== 'SCHEDULE_TO_START') return undefined;
+  return ApplicationFailure.create({
+    type: 'STORAGE_ERROR',
+    message: `host ${hostId} did not answer within ${HOST_ANSWER_SECONDS} s: is its worker (diskflow worker --host-id ${hostId}) running?`,
+    nonRetryable: true,
+  });
+}
 
 /**
  * Metadata steps that create or delete objects: on the SRM's queue where the format needs an

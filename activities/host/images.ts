@@ -13,7 +13,7 @@ export interface ImageOnHost {
   imageId: string;
 }
 
-export function createHostImageActivities({ connections, hostId }: ActivityDeps) {
+export function createHostImageActivities({ connections, hostId, operations }: ActivityDeps) {
   return {
     async imageStatus({ repoId, imageId }: ImageOnHost): Promise<ImageStatus> {
       return toImageStatus(await requireImage(connections.byRepoId(repoId), imageId), repoId);
@@ -31,9 +31,13 @@ export function createHostImageActivities({ connections, hostId }: ActivityDeps)
       const repo = connections.byRepoId(repoId);
       const image = await requireImage(repo, imageId);
       if (image.status === 'broken') {
-        throw image.operation
+        throw image.operation && (await operations.isRunning(image.operation.id))
           ? new DiskflowError('IMAGE_BUSY', `image ${imageId} is not ready yet: ${image.operation.type} is still working on it`)
-          : new DiskflowError('STORAGE_ERROR', `image ${imageId} is broken${image.lastError ? ` (${image.lastError})` : ''}; checkStorageRepository offers the fix that mends it`);
+          : new DiskflowError(
+              'STORAGE_ERROR',
+              `image ${imageId} is broken${image.lastError ? ` (${image.lastError})` : ''}; checkStorageRepository offers the fix that mends it`,
+              false,
+            );
       }
       await updateImage(repo, imageId, (img) => {
         if (img.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `image ${imageId} is not in the repository`);

@@ -2,6 +2,7 @@
 import type { RepositorySpec } from '../../api/formats';
 import type { RepoFormat } from '../../api/formats';
 import type { ActivityDeps } from '../deps';
+import { createPersistActivities, Persisted, PersistStep } from '../images/persist';
 
 /** What a workflow needs to route the rest of an operation once a repoId has been resolved. */
 export interface RepositoryRef {
@@ -14,7 +15,21 @@ export interface RepositoryRef {
   hostId: string;
 }
 
-export function createRepositoryActivities({ connections, hostId }: ActivityDeps) {
+export function createRepositoryActivities(deps: ActivityDeps) {
+  const { connections, hostId } = deps;
+  const { persist } = createPersistActivities(deps);
+
+  function resolve(repoId: string): RepositoryRef {
+    const repo = connections.byRepoId(repoId);
+    return {
+      repoUuid: repo.header.uuid,
+      repoFormat: repo.header.format,
+      needsSrm: repo.traits.needsSrm,
+      srmHostId: null,
+      hostId,
+    };
+  }
+
   return {
     async initRepository(spec: RepositorySpec): Promise<void> {
       await connections.init(spec);
@@ -30,14 +45,18 @@ export function createRepositoryActivities({ connections, hostId }: ActivityDeps
     },
 
     async resolveRepository(input: { repoId: string }): Promise<RepositoryRef> {
-      const repo = connections.byRepoId(input.repoId);
-      return {
-        repoUuid: repo.header.uuid,
-        repoFormat: repo.header.format,
-        needsSrm: repo.traits.needsSrm,
-        srmHostId: null,
-        hostId,
-      };
+      return resolve(input.repoId);
+    },
+
+    /**
+     * Resolves the caller's repoId and, where this host may create and delete objects on the
+     * repository, persists the operation right here. `persisted` is null when the step must
+     * go to the repository's SRM instead.
+     */
+    async resolveAndPersist(input: { repoId: string; step: PersistStep }): Promise<{ repo: RepositoryRef; persisted: Persisted | null }> {
+      const repo = resolve(input.repoId);
+      if (repo.needsSrm && repo.srmHostId !== hostId) return { repo, persisted: null };
+      return { repo, persisted: await persist({ repoUuid: repo.repoUuid, step: input.step }) };
     },
   };
 }

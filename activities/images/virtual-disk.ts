@@ -11,6 +11,8 @@ export interface PersistVirtualDiskInput extends ImageStep {
   size: number;
   userData: UserData;
   strategy: Strategy;
+  /** Whether this operation goes on to fix the image; only then does it keep its claim on it. */
+  autoFix: boolean;
 }
 
 export function createVirtualDiskActivities({ connections, hostId }: ActivityDeps) {
@@ -44,7 +46,7 @@ export function createVirtualDiskActivities({ connections, hostId }: ActivityDep
         status: 'broken',
         pending: { step: 'create-volume', format: performance ? 'raw' : 'qcow2', preallocate: performance },
         removed: null,
-        operation: claimFor(input.operationId, 'createVirtualDisk'),
+        operation: input.autoFix ? claimFor(input.operationId, 'createVirtualDisk') : null,
         prepared: {},
         hostId,
         stage: { current: 0, total: 1 },

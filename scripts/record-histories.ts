@@ -1,0 +1,120 @@
+/**
+ * Records one workflow history per workflow type and outcome into test/histories/, against a
+ * fresh dev server and a real host worker. The replay test replays every file there on every
+ * run, so a change to workflow code that would break running workflows fails CI.
+ *
+ * Existing files are kept (they are the past that new code must still replay); only missing
+ * ones are written. Run after adding a workflow type or a new path through one:
+ *   npm run build && node dist/scripts/record-histories.js
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { StorageClient } from '../client/storage-client';
+import { HostWorker } from '../workers/host-worker';
+import { createLogger, installTemporalLogging } from '../workers/logger';
+import { PROJECT_ROOT } from '../workers/project-root';
+import { startDevServer } from '../workers/temporal-server';
+
+const HISTORIES = join(PROJECT_ROOT, 'test', 'histories');
+const HOST = 'recorder';
+
+type Scenario = [name: string, run: (client: StorageClient, ctx: { repo: string; path: string }) => Promise<unknown>];
+
+const waitUsable = async (client: StorageClient, repo: string, imageId: string) => {
+  for (let i = 0; i < 100; i++) {
+    if ((await client.getImageStatus(repo, imageId)).status !== 'broken') return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+};
+
+const scenarios: Scenario[] = [
+  ['init-ok', (c) => c.initStorageRepository('localfs-1.0', { path: mkdtempSync(join(tmpdir(), 'rec-')) })],
+  ['init-not-empty', (c, { path }) => c.initStorageRepository('localfs-1.0', { path })],
+  [
+    'connect-ok',
+    async (c) => {
+      const fresh = mkdtempSync(join(tmpdir(), 'rec-'));
+      await c.initStorageRepository('localfs-1.0', { path: fresh });
+      await c.connectStorageRepository('rec-2', 'localfs-1.0', { path: fresh });
+    },
+  ],
+  ['connect-in-use', (c, { repo, path }) => c.connectStorageRepository(repo, 'localfs-1.0', { path })],
+  ['constraints-ok', (c, { repo }) => c.getStorageRepositoryConstraints(repo)],
+  ['create-space', async (c, { repo }) => waitUsable(c, repo, await c.createVirtualDisk(repo, 1 << 20))],
+  ['create-performance', async (c, { repo }) => waitUsable(c, repo, await c.createVirtualDisk(repo, 1 << 20, null, { a: 1 }, { strategy: 'performance' }))],
+  ['create-no-autofix', (c, { repo }) => c.createVirtualDisk(repo, 1 << 20, null, {}, { autoFix: false })],
+  ['create-no-space', (c, { repo }) => c.createVirtualDisk(repo, 2 ** 50, null, {}, { strategy: 'performance' })],
+  ['create-repo-not-connected', (c) => c.createVirtualDisk('missing', 1 << 20)],
+  [
+    'prepare-remove-in-use-teardown-remove',
+    async (c, { repo }) => {
+      const id = await c.createVirtualDisk(repo, 1 << 20);
+      await waitUsable(c, repo, id);
+      await c.getImageStatus(repo, id);
+      await c.listImages(repo);
+      await c.prepareImage(repo, id);
+      await c.removeImage(repo, id).catch(() => undefined);
+      await c.teardownImage(repo, id);
+      await c.removeImage(repo, id);
+      await c.getImageStatus(repo, id).catch(() => undefined);
+    },
+  ],
+  ['remove-no-autofix', async (c, { repo }) => c.removeImage(repo, await c.createVirtualDisk(repo, 1 << 20, null, {}, { autoFix: false }), { autoFix: false })],
+  ['disconnect-ok', (c, { repo }) => c.disconnectStorageRepository(repo)],
+];
+
+async function main(): Promise<void> {
+  const logger = createLogger({ level: 'warn', destination: '/dev/null' });
+  installTemporalLogging(logger);
+  const server = await startDevServer();
+  const home = mkdtempSync(join(tmpdir(), 'rec-home-'));
+  const path = mkdtempSync(join(tmpdir(), 'rec-repo-'));
+  const worker = await HostWorker.start({ hostId: HOST, home, temporal: { address: server.address, namespace: 'default' }, logger });
+  const running = worker.run();
+  const client = await StorageClient.connect({ address: server.address, hostId: HOST });
+  mkdirSync(HISTORIES, { recursive: true });
+  const seen = new Set<string>();
+  const newWorkflows = async () => {
+    const found: { id: string; type: string; outcome: string }[] = [];
+    for await (const wf of client.temporal.workflow.list()) {
+      if (!seen.has(wf.workflowId) && wf.status.name !== 'RUNNING') {
+        found.push({ id: wf.workflowId, type: wf.type, outcome: wf.status.name.toLowerCase() });
+      }
+    }
+    return found;
+  };
+  try {
+    await client.initStorageRepository('localfs-1.0', { path });
+    await client.connectStorageRepository('rec', 'localfs-1.0', { path });
+    for (const wf of await newWorkflows()) seen.add(wf.id);
+    let written = 0;
+    for (const [name, run] of scenarios) {
+      await run(client, { repo: 'rec', path }).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 1500));
+      for (const wf of await newWorkflows()) {
+        seen.add(wf.id);
+        // One history per workflow type, scenario and outcome: more of the same adds nothing.
+        const file = join(HISTORIES, `${wf.type}.${name}.${wf.outcome}.json`);
+        if (existsSync(file)) continue;
+        const history = await client.temporal.workflow.getHandle(wf.id).fetchHistory();
+        writeFileSync(file, historyToJSON(history) + '\n');
+        written++;
+      }
+    }
+    process.stdout.write(`recorded ${written} new histories in ${HISTORIES}\n`);
+  } finally {
+    await client.close();
+    await worker.shutdown();
+    await running;
+    await server.stop();
+    rmSync(home, { recursive: true, force: true });
+    rmSync(path, { recursive: true, force: true });
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,24 @@
+/** Runs the real `diskflow` command, as a user would, against the test run's Temporal server. */
+import { execFile } from 'node:child_process';
+import { DISKFLOW_BIN, testEnv } from './hosts';
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function diskflow(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [DISKFLOW_BIN, ...args], { env: testEnv(env), timeout: 60_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export async function diskflowJson<T = unknown>(args: string[], env: Record<string, string> = {}): Promise<T> {
+  const result = await diskflow([...args, '--json'], env);
+  if (result.code !== 0) throw new Error(`diskflow ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
+  return JSON.parse(result.stdout) as T;
+}

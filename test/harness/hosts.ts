@@ -1,0 +1,110 @@
+/**
+ * Hosts for tests: real `diskflow worker` processes, each with its own DISKFLOW_HOME, against
+ * the run's Temporal server. Every process started here is stopped by the test file that
+ * started it (stopAllHosts in afterAll), and killed if the test process exits first.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { inject } from 'vitest';
+import { StorageClient } from '../../client/storage-client';
+
+export const ROOT = resolve(__dirname, '..', '..');
+export const DISKFLOW_BIN = join(ROOT, 'bin', 'diskflow');
+
+export interface TestHost {
+  hostId: string;
+  home: string;
+  /** Lines the worker logged, parsed. */
+  logs: Record<string, unknown>[];
+  process: ChildProcess;
+  /** Stops the worker: SIGTERM (a clean stop) or SIGKILL (a crash). */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts the worker again on the same DISKFLOW_HOME. */
+  restart(): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+const homes: string[] = [];
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+export function temporalAddress(): string {
+  return inject('temporalAddress');
+}
+
+export function testEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...process.env, TEMPORAL_ADDRESS: temporalAddress(), DISKFLOW_LOG_LEVEL: 'info', ...extra };
+}
+
+function launch(hostId: string, home: string, logs: Record<string, unknown>[]): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [DISKFLOW_BIN, 'worker', '--host-id', hostId], {
+    env: testEnv({ DISKFLOW_HOME: home }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  live.add(child);
+  child.on('exit', () => live.delete(child));
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error(`worker ${hostId} did not start in 60 s: ${stderr}`)), 60_000);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry.msg === 'host worker started') {
+          clearTimeout(timer);
+          resolvePromise(child);
+        }
+      } catch {
+        logs.push({ msg: line });
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`worker ${hostId} exited with ${code} before it started: ${stderr}`));
+    });
+  });
+}
+
+async function terminate(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill(signal);
+  const timeout = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timeout);
+}
+
+export async function startHost(hostId: string): Promise<TestHost> {
+  const home = mkdtempSync(join(tmpdir(), `diskflow-${hostId}-`));
+  homes.push(home);
+  const logs: Record<string, unknown>[] = [];
+  const host: TestHost = {
+    hostId,
+    home,
+    logs,
+    process: await launch(hostId, home, logs),
+    async stop(signal = 'SIGTERM') {
+      await terminate(host.process, signal);
+    },
+    async restart() {
+      await terminate(host.process, 'SIGTERM');
+      host.process = await launch(hostId, home, logs);
+    },
+  };
+  return host;
+}
+
+/** Stops every worker this process started and removes their homes. */
+export async function stopAllHosts(): Promise<void> {
+  await Promise.all([...live].map((child) => terminate(child, 'SIGTERM')));
+  for (const home of homes.splice(0)) rmSync(home, { recursive: true, force: true });
+}
+
+export function clientFor(hostId: string): Promise<StorageClient> {
+  return StorageClient.connect({ address: temporalAddress(), hostId });
+}
