@@ -91,7 +91,7 @@ export class FileRepository implements Repository {
         size: spec.size,
         preallocate: spec.preallocate,
         // Relative, so the chain resolves wherever a host mounts the repository.
-        backing: spec.parent ? { file: `${spec.parent.volumeId}.${spec.parent.format}`, format: spec.parent.format } : undefined,
+        backing: spec.parent ? { file: this.backingReference(spec.parent.volumeId, spec.parent.format), format: spec.parent.format } : undefined,
       },
       { signal },
     );
@@ -124,6 +124,14 @@ export class FileRepository implements Repository {
       if (info) volumes.push({ volumeId: match[2], allocatedBytes: info.blocks * 512 });
     }
     return volumes;
+  }
+
+  backingReference(volumeId: string, format: VolumeFormat): string {
+    return `${volumeId}.${format}`;
+  }
+
+  async ensureCapacity(): Promise<void> {
+    // A file grows as it is written.
   }
 
   async activate(volumeId: string, format: VolumeFormat): Promise<string> {

@@ -55,6 +55,17 @@ export interface Repository {
   removeVolume(volumeId: string): Promise<void>;
   /** Volumes that physically exist, made or half-made, with the space they take. */
   listVolumes(): Promise<StoredVolume[]>;
+  /**
+   * The name a qcow2 overlay records for its backing volume. qemu resolves it relative to the
+   * directory of the path the overlay was opened by, so every format activates a volume's chain
+   * into one directory where these names resolve, whatever the host's mount point or device.
+   */
+  backingReference(volumeId: string, format: VolumeFormat): string;
+  /**
+   * Makes sure a volume can hold `bytes` of data before a writer needs them. Block storage extends
+   * its logical volume (thin qcow2 on LVs); files need nothing.
+   */
+  ensureCapacity(volumeId: string, bytes: number): Promise<void>;
   /** Makes a volume usable on this host and returns the path qemu opens. */
   activate(volumeId: string, format: VolumeFormat): Promise<string>;
   deactivate(volumeId: string): Promise<void>;
