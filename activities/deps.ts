@@ -6,6 +6,23 @@ export interface ActivityDeps {
   hostId: string;
   connections: HostConnections;
   operations: OperationRegistry;
+  settings: HostSettings;
+}
+
+/** A host's tunables, from its environment (workers/settings.ts). */
+export interface HostSettings {
+  /**
+   * A copy persists its resume point after each range of data. The first range holds this
+   * many bytes; later ones are sized from the measured throughput to last about
+   * `copyRangeSeconds`, so range boundaries cost little on fast storage and a crash never
+   * loses more than a few seconds of copying on slow storage.
+   */
+  copyChunkBytes: number;
+  copyRangeSeconds: number;
+  /** Bytes per second a copy may move (spares the storage for running VMs); unlimited when null. */
+  copyRateLimit: number | null;
+  /** How often a step's progress is written to the image's record and sent to its workflow. */
+  progressIntervalMs: number;
 }
 
 /** Identifies a repository on its task queue: every host that has it connected knows it by uuid. */

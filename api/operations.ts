@@ -96,6 +96,8 @@ export const WORKFLOW_CONTRACTS = {
   disconnectStorageRepository: { input: DisconnectStorageRepositoryInput, output: NoOutput },
   getStorageRepositoryConstraints: { input: GetStorageRepositoryConstraintsInput, output: RepositoryConstraints },
   createVirtualDisk: { input: CreateVirtualDiskInput, output: NewImageOutput },
+  createSnapshot: { input: CreateSnapshotInput, output: NewImageOutput },
+  copyImage: { input: CopyImageInput, output: NewImageOutput },
   removeImage: { input: RemoveImageInput, output: NoOutput },
   getImageStatus: { input: ImageRefInput, output: ImageStatus },
   listImages: { input: ListImagesInput, output: z.array(ImageStatus) },

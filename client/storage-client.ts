@@ -19,6 +19,8 @@ import type { RepoFormat } from '../api/formats';
 import type { ImageStatus, PreparedImage, RepositoryConstraints } from '../api/image-status';
 import {
   ConnectStorageRepositoryInput,
+  CopyImageInput,
+  CreateSnapshotInput,
   CreateVirtualDiskInput,
   DisconnectStorageRepositoryInput,
   GetStorageRepositoryConstraintsInput,
@@ -96,6 +98,18 @@ export class StorageClient {
     const input = this.check(CreateVirtualDiskInput, { hostId: this.hostId, targetRepoId, size, baseSnapshotId, userData, options });
     const { imageId } = await this.operate('createVirtualDisk', input, input.options.requestId);
     return imageId;
+  }
+
+  async createSnapshot(targetRepoId: string, baseVirtualDiskId: string, userData: Json = {}, options: Json = {}): Promise<string> {
+    const input = this.check(CreateSnapshotInput, { hostId: this.hostId, targetRepoId, baseVirtualDiskId, userData, options });
+    const { imageId } = await this.operate('createSnapshot', input, input.options.requestId);
+    return imageId;
+  }
+
+  async copyImage(targetRepoId: string, imageId: string, baseImageId: string | null = null, userData: Json = {}, options: Json = {}): Promise<string> {
+    const input = this.check(CopyImageInput, { hostId: this.hostId, targetRepoId, imageId, baseImageId, userData, options });
+    const result = await this.operate('copyImage', input, input.options.requestId);
+    return result.imageId;
   }
 
   async removeImage(repositoryId: string, imageId: string, options: Json = {}): Promise<void> {

@@ -62,6 +62,28 @@ const scenarios: Scenario[] = [
     },
   ],
   ['remove-no-autofix', async (c, { repo }) => c.removeImage(repo, await c.createVirtualDisk(repo, 1 << 20, null, {}, { autoFix: false }), { autoFix: false })],
+  [
+    'snapshot-then-disk-from-it',
+    async (c, { repo }) => {
+      const disk = await c.createVirtualDisk(repo, 1 << 20);
+      await waitUsable(c, repo, disk);
+      const snapshot = await c.createSnapshot(repo, disk, { tag: 'x' });
+      await waitUsable(c, repo, disk);
+      await waitUsable(c, repo, await c.createVirtualDisk(repo, 2 << 20, snapshot, {}, { strategy: 'performance' }));
+      await c.createSnapshot(repo, snapshot).catch(() => undefined);
+    },
+  ],
+  [
+    'copy-disk-and-snapshot',
+    async (c, { repo }) => {
+      const disk = await c.createVirtualDisk(repo, 1 << 20);
+      await waitUsable(c, repo, disk);
+      await waitUsable(c, repo, await c.copyImage(repo, disk, null, {}, { strategy: 'performance' }));
+      const snapshot = await c.createSnapshot(repo, disk);
+      await c.copyImage(repo, snapshot);
+      await c.copyImage(repo, disk, snapshot).catch(() => undefined);
+    },
+  ],
   ['disconnect-ok', (c, { repo }) => c.disconnectStorageRepository(repo)],
 ];
 

@@ -17,6 +17,7 @@ import type { Repository } from '../activities/repository/repository';
 import { hostTaskQueue, repoTaskQueue, WORKFLOW_TASK_QUEUE } from '../api/task-queues';
 import type { TemporalSettings } from '../client/config';
 import { lockHome } from './home-lock';
+import { hostSettings } from './settings';
 import { installTemporalLogging, Logger } from './logger';
 
 export interface HostWorkerOptions {
@@ -47,7 +48,7 @@ class TemporalOperations implements OperationRegistry {
 export class HostWorker implements RepositoryPollers {
   readonly connections: HostConnections;
   private readonly running = new Map<string, { worker: Worker; done: Promise<void> }>();
-  private readonly activityOptions: Pick<WorkerOptions, 'activities' | 'interceptors'>;
+  private readonly activityOptions: Pick<WorkerOptions, 'activities' | 'interceptors' | 'defaultHeartbeatThrottleInterval' | 'maxHeartbeatThrottleInterval'>;
   private stopping = false;
   private failure: Error | undefined;
   private wake: () => void = () => undefined;
@@ -63,8 +64,12 @@ export class HostWorker implements RepositoryPollers {
     this.connections = new HostConnections({ hostId, home }, this, log);
     const client = new Client({ connection: clientConnection, namespace: temporal.namespace });
     this.activityOptions = {
-      activities: createActivities({ hostId, connections: this.connections, operations: new TemporalOperations(client) }),
+      activities: createActivities({ hostId, connections: this.connections, operations: new TemporalOperations(client), settings: hostSettings() }),
       interceptors: { activity: [() => ({ inbound: new FailureCodeInterceptor() })] },
+      // Cancellation reaches an activity only through its heartbeats: send them often, so a
+      // cancelled or paused copy stops its qemu-img within a second or two.
+      defaultHeartbeatThrottleInterval: '1 second',
+      maxHeartbeatThrottleInterval: '1 second',
     };
   }
 

@@ -1,38 +1,50 @@
 import { uuid4, workflowInfo } from '@temporalio/workflow';
+import { hostTaskQueue } from '../api/task-queues';
 import { CreateVirtualDiskInput, NewImageOutput } from '../api/operations';
+import { operationControl } from './control';
 import { validate } from './failures';
 import { mendImage } from './fix-steps';
 import { answerOncePersisted } from './persisted';
 import { persistStep } from './persist-step';
 import { tagOperation } from './tags';
-import { invalidArgument } from '../api/errors';
 
 /**
  * createVirtualDisk(targetRepoId, size, baseSnapshotId, userData, options): persist the new
- * disk on the repository and return its id; then, unless autoFix is off, run the fix that
- * makes it usable.
+ * disk on the repository (and, when its base snapshot is only in another repository, a copy of
+ * that snapshot with the same id) and return its id; then, unless autoFix is off, run the fix
+ * that makes it usable by the quicker path: a thin overlay on the snapshot, or a blank volume.
  */
 export async function createVirtualDisk(input: CreateVirtualDiskInput): Promise<NewImageOutput> {
   const answer = answerOncePersisted<NewImageOutput>();
+  const control = operationControl();
   const imageId = uuid4();
-  const { request, repo } = await answer.persisting(
+  const { request, repo, persisted } = await answer.persisting(
     async () => {
       const request = validate(CreateVirtualDiskInput, input);
       tagOperation({ operation: 'createVirtualDisk', repo: request.targetRepoId, image: imageId, host: request.hostId });
-      if (request.baseSnapshotId) throw invalidArgument('baseSnapshotId: disks based on snapshots are not available yet');
-      const { repo } = await persistStep(request.hostId, request.targetRepoId, {
-        kind: 'create-virtual-disk',
+      const { repo, persisted } = await persistStep(request.hostId, request.targetRepoId, {
+        op: 'create-virtual-disk',
         imageId,
         operationId: workflowInfo().workflowId,
         size: request.size,
         userData: request.userData,
         strategy: request.options.strategy,
         autoFix: request.options.autoFix,
+        baseSnapshotId: request.baseSnapshotId,
+        lookup: request.options,
       });
-      return { request, repo };
+      return { request, repo, persisted };
     },
     () => ({ imageId }),
   );
-  if (request.options.autoFix) await mendImage(repo, imageId);
+  if (request.options.autoFix) {
+    if (persisted.baseCopied && request.baseSnapshotId) {
+      const baseId = request.baseSnapshotId;
+      // The base comes from another repository: only the caller's host is known to have both.
+      await control.fix(repo, baseId, () => mendImage(repo, baseId, hostTaskQueue(request.hostId)));
+    }
+    await control.fix(repo, imageId, () => mendImage(repo, imageId));
+  }
+  control.done();
   return answer.done({ imageId });
 }

@@ -3,6 +3,8 @@ export { initStorageRepository } from './init-storage-repository';
 export { connectStorageRepository, disconnectStorageRepository } from './connect-storage-repository';
 export { getStorageRepositoryConstraints } from './get-storage-repository-constraints';
 export { createVirtualDisk } from './create-virtual-disk';
+export { createSnapshot } from './create-snapshot';
+export { copyImage } from './copy-image';
 export { removeImage } from './remove-image';
 export { getImageStatus, listImages } from './get-image-status';
 export { prepareImage, teardownImage } from './prepare-image';

@@ -1,18 +1,18 @@
 /**
  * Runs an operation's persist step where the repository allows: on the caller's host when any
- * host may create objects there (it resolves the repoId and persists in one step), else on the
- * repository's SRM.
+ * host may create objects there (it resolves the references and persists in one step), else on
+ * the repository's SRM with the step the caller's host resolved.
  */
 import type { RepositoryRef } from '../activities/host/repositories';
-import type { Persisted, PersistStep } from '../activities/images/persist';
+import type { Persisted, PersistRequest, PersistStep } from '../activities/images/persist';
 import { onHost, onObjectManager } from './routing';
 
-export async function persistStep<K extends PersistStep['kind']>(
+export async function persistStep<R extends PersistRequest>(
   hostId: string,
   repoId: string,
-  step: Extract<PersistStep, { kind: K }>,
-): Promise<{ repo: RepositoryRef; persisted: Extract<Persisted, { kind: K }> }> {
-  const { repo, persisted } = await onHost(hostId).resolveAndPersist({ repoId, step });
+  request: R,
+): Promise<{ repo: RepositoryRef; step: Extract<PersistStep, { op: R['op'] }>; persisted: Extract<Persisted, { op: R['op'] }> }> {
+  const { repo, step, persisted } = await onHost(hostId).resolveAndPersist({ repoId, request });
   const result = persisted ?? (await onObjectManager(repo).persist({ repoUuid: repo.repoUuid, step }));
-  return { repo, persisted: result as Extract<Persisted, { kind: K }> };
+  return { repo, step: step as Extract<PersistStep, { op: R['op'] }>, persisted: result as Extract<Persisted, { op: R['op'] }> };
 }

@@ -19,7 +19,7 @@ export async function removeImage(input: RemoveImageInput): Promise<null> {
       const request = validate(RemoveImageInput, input);
       tagOperation({ operation: 'removeImage', repo: request.repositoryId, image: request.imageId, host: request.hostId });
       const { repo, persisted } = await persistStep(request.hostId, request.repositoryId, {
-        kind: 'mark-removed',
+        op: 'mark-removed',
         imageId: request.imageId,
         operationId,
       });

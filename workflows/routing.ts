@@ -3,7 +3,7 @@
  * retries that suit it, stated here next to the queue they belong to.
  */
 import { ApplicationFailure, TimeoutFailure } from '@temporalio/common';
-import { proxyActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { RepositoryRef } from '../activities/host/repositories';
 import { hostTaskQueue, repoTaskQueue, srmTaskQueue } from '../api/task-queues';
@@ -60,12 +60,15 @@ export const onObjectManager = (repo: RepositoryRef) =>
 /**
  * Fix steps that move data, on any host that has the repository connected (or a chosen host).
  * No scheduleToStart limit: when no suitable host is up, the step waits, visibly, until one
- * is. The heartbeat timeout notices a dead host quickly; retries resume from persisted progress.
+ * is. Steps heartbeat every second or so, so a 10 s heartbeat timeout notices a dead host
+ * quickly; retries resume from persisted progress. A cancelled step is waited for until it
+ * has really stopped (its qemu-img killed), so what is recorded afterwards is the final state.
  */
-export const forFixes = (repo: RepositoryRef, taskQueue = repoTaskQueue(repo.repoUuid)) =>
+export const forFixes = (repo: RepositoryRef, taskQueue?: string) =>
   proxyActivities<Activities>({
-    taskQueue,
+    taskQueue: taskQueue ?? repoTaskQueue(repo.repoUuid),
     startToCloseTimeout: '24 hours',
-    heartbeatTimeout: '30 seconds',
+    heartbeatTimeout: '10 seconds',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
   });

@@ -2,7 +2,8 @@
 import type { RepositorySpec } from '../../api/formats';
 import type { RepoFormat } from '../../api/formats';
 import type { ActivityDeps } from '../deps';
-import { createPersistActivities, Persisted, PersistStep } from '../images/persist';
+import { createPersistActivities, Persisted, PersistRequest, PersistStep } from '../images/persist';
+import { resolveRequest } from './resolve-request';
 
 /** What a workflow needs to route the rest of an operation once a repoId has been resolved. */
 export interface RepositoryRef {
@@ -49,14 +50,18 @@ export function createRepositoryActivities(deps: ActivityDeps) {
     },
 
     /**
-     * Resolves the caller's repoId and, where this host may create and delete objects on the
-     * repository, persists the operation right here. `persisted` is null when the step must
-     * go to the repository's SRM instead.
+     * Resolves the caller's repoId and references and, where this host may create and delete
+     * objects on the repository, persists the operation right here. `persisted` is null when
+     * the resolved step must go to the repository's SRM instead.
      */
-    async resolveAndPersist(input: { repoId: string; step: PersistStep }): Promise<{ repo: RepositoryRef; persisted: Persisted | null }> {
+    async resolveAndPersist(input: {
+      repoId: string;
+      request: PersistRequest;
+    }): Promise<{ repo: RepositoryRef; step: PersistStep; persisted: Persisted | null }> {
       const repo = resolve(input.repoId);
-      if (repo.needsSrm && repo.srmHostId !== hostId) return { repo, persisted: null };
-      return { repo, persisted: await persist({ repoUuid: repo.repoUuid, step: input.step }) };
+      const step = await resolveRequest(deps, input.repoId, input.request);
+      if (repo.needsSrm && repo.srmHostId !== hostId) return { repo, step, persisted: null };
+      return { repo, step, persisted: await persist({ repoUuid: repo.repoUuid, step }) };
     },
   };
 }

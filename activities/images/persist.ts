@@ -1,34 +1,72 @@
 /**
  * "Persist first": every operation's first step makes its intent durable on the repository,
- * and nothing else. The steps are data, so one activity runs any of them, on whichever host
- * the repository's constraints allow: the host that owns the caller's repoId when any host
- * may create objects (one task dispatch fewer before the caller has its answer), else the SRM.
+ * and nothing else. A workflow asks with a PersistRequest (images named as the caller named
+ * them); the caller's host resolves it into a PersistStep (repository identities and facts
+ * about sources), and the step runs where the repository's constraints allow: right there on
+ * the caller's host when any host may create objects (one task dispatch fewer before the
+ * caller has its answer), else on the SRM.
  */
+import type { ImageKind, Strategy, UserData } from '../../api/values';
 import type { ActivityDeps } from '../deps';
-import { createRemoveActivities, RemovalMarked } from './remove';
-import { createVirtualDiskActivities, PersistVirtualDiskInput } from './virtual-disk';
+import type { LookupOptions } from '../host/lookup';
+import { persistCopy, PersistCopyInput } from './copy';
+import { markRemoved, RemovalMarked } from './remove';
+import { persistSnapshot, PersistSnapshotInput } from './snapshot';
+import { persistVirtualDisk, PersistVirtualDiskInput } from './virtual-disk';
 
-type Without<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+export type PersistRequest =
+  | {
+      op: 'create-virtual-disk';
+      imageId: string;
+      operationId: string;
+      size: number;
+      userData: UserData;
+      strategy: Strategy;
+      autoFix: boolean;
+      baseSnapshotId: string | null;
+      lookup: LookupOptions;
+    }
+  | { op: 'create-snapshot'; diskId: string; snapshotId: string; operationId: string; userData: UserData; autoFix: boolean }
+  | {
+      op: 'copy-image';
+      /** The id a copy gets unless it keeps its source's (a snapshot copied as a snapshot). */
+      newImageId: string;
+      sourceId: string;
+      operationId: string;
+      userData: UserData;
+      strategy: Strategy;
+      kind: ImageKind | undefined;
+      autoFix: boolean;
+      lookup: LookupOptions;
+    }
+  | { op: 'mark-removed'; imageId: string; operationId: string };
 
-export type PersistStep = Without<
-  ({ kind: 'create-virtual-disk' } & PersistVirtualDiskInput) | ({ kind: 'mark-removed'; imageId: string; operationId: string; repoUuid: string }),
-  'repoUuid'
->;
+export type PersistStep =
+  | { op: 'create-virtual-disk'; input: PersistVirtualDiskInput }
+  | { op: 'create-snapshot'; input: PersistSnapshotInput }
+  | { op: 'copy-image'; input: PersistCopyInput }
+  | { op: 'mark-removed'; imageId: string; operationId: string };
 
-export type Persisted = { kind: 'create-virtual-disk' } | ({ kind: 'mark-removed' } & RemovalMarked);
+export type Persisted =
+  | { op: 'create-virtual-disk'; baseCopied: boolean }
+  | { op: 'create-snapshot' }
+  | { op: 'copy-image'; made: boolean }
+  | ({ op: 'mark-removed' } & RemovalMarked);
 
 export function createPersistActivities(deps: ActivityDeps) {
-  const disks = createVirtualDiskActivities(deps);
-  const removal = createRemoveActivities(deps);
-
   return {
     async persist({ repoUuid, step }: { repoUuid: string; step: PersistStep }): Promise<Persisted> {
-      switch (step.kind) {
+      const repo = deps.connections.byUuid(repoUuid);
+      switch (step.op) {
         case 'create-virtual-disk':
-          await disks.persistVirtualDisk({ ...step, repoUuid });
-          return { kind: step.kind };
+          return { op: step.op, ...(await persistVirtualDisk(repo, step.input)) };
+        case 'create-snapshot':
+          await persistSnapshot(repo, step.input, deps.operations);
+          return { op: step.op };
+        case 'copy-image':
+          return { op: step.op, made: await persistCopy(repo, step.input) };
         case 'mark-removed':
-          return { kind: step.kind, ...(await removal.markImageRemoved({ ...step, repoUuid })) };
+          return { op: step.op, ...(await markRemoved(repo, step)) };
       }
     },
   };

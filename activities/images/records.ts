@@ -24,13 +24,47 @@ export const VolumeRecord = z.looseObject({
 });
 export type VolumeRecord = z.infer<typeof VolumeRecord>;
 
+/** Where a copy reads from: an image's chain, as it was when the copy was persisted. */
+export const CopySource = z.object({
+  repoUuid: z.string(),
+  imageId: z.string(),
+  /** The source's contentEpoch when the copy started: a change means it may have been written meanwhile. */
+  contentEpoch: z.number().int().nonnegative(),
+});
+export type CopySource = z.infer<typeof CopySource>;
+
+/**
+ * A copy of an image's content into one new volume, resumable: ranges of the source are copied
+ * in ascending order and `copiedUpTo` (a virtual offset) only moves past whole ranges.
+ */
+export const CopyJob = z.object({
+  source: CopySource,
+  /** The volume being written; it is not legal until the job is done. */
+  volumeId: z.string(),
+  format: VolumeFormat,
+  preallocate: z.boolean(),
+  copiedUpTo: z.number().int().nonnegative(),
+  /** Bytes of data (not virtual size) the copy moves, and how many of them are done. */
+  totalBytes: z.number().int().nonnegative().nullable(),
+  doneBytes: z.number().int().nonnegative(),
+  /** The attempt that owns the job now: an older attempt that finds another one here stops. */
+  attempt: z.string().nullable(),
+});
+export type CopyJob = z.infer<typeof CopyJob>;
+
 /** What a mend must still do before the image is usable; null once it is. */
 export const PendingWork = z.discriminatedUnion('step', [
+  /** Make the image's volume: blank, or a qcow2 overlay of `parentId`. */
   z.looseObject({
     step: z.literal('create-volume'),
     format: VolumeFormat,
     preallocate: z.boolean(),
+    parentId: z.string().nullable().default(null),
+    /** The status the image has once the volume exists (a thin overlay made for performance is degraded). */
+    then: ImageState.default('optimized'),
   }),
+  /** Fill the image's volume with another image's content. */
+  z.looseObject({ step: z.literal('copy'), job: CopyJob }),
 ]);
 export type PendingWork = z.infer<typeof PendingWork>;
 
@@ -53,8 +87,15 @@ export const ImageRecord = z.looseObject({
   volumeId: z.string(),
   /** Bumped on every change: steps and fix data state the generation they expect. */
   generation: z.number().int().nonnegative(),
+  /**
+   * Bumped whenever the image's content may change under a reader: prepared for a VM, or its
+   * chain replaced. A copy compares it before and after reading to know its copy is faithful.
+   */
+  contentEpoch: z.number().int().nonnegative().default(0),
   status: ImageState,
   pending: PendingWork.nullable(),
+  /** An optimize in progress: the image stays usable while a better representation is made. */
+  optimizing: CopyJob.nullable().default(null),
   /** Removal mark: the image is gone for users; a clean fix reclaims its volumes. */
   removed: z.object({ at: z.string(), operationId: z.string() }).nullable(),
   operation: OperationClaim.nullable(),

@@ -8,7 +8,8 @@
  *   volumes/<volumeId>.qcow2   volume data (or .raw); `_remove_me_` prefix while being purged
  *   tmp/                       temporary files of atomic writes
  */
-import { mkdir, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FormatTraits } from '../../api/formats';
 import * as qemuImg from '../qemu/qemu-img';
@@ -30,6 +31,20 @@ export async function initFileRepository(root: string, header: RepositoryHeader)
   await writeFileAtomic(join(root, HEADER_FILE), JSON.stringify(header, null, 2) + '\n', join(root, 'tmp'));
 }
 
+/** Whether files under `root` can be opened with O_DIRECT (tmpfs, for one, refuses it). */
+export async function probeDirectIo(root: string): Promise<boolean> {
+  const probe = join(root, 'tmp', `.direct-io-probe-${process.pid}`);
+  try {
+    const handle = await open(probe, constants.O_CREAT | constants.O_WRONLY | constants.O_DIRECT, 0o644);
+    await handle.close();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await rm(probe, { force: true });
+  }
+}
+
 export async function readHeader(root: string): Promise<RepositoryHeader | null> {
   return (await readJson(join(root, HEADER_FILE))) as RepositoryHeader | null;
 }
@@ -42,6 +57,7 @@ export class FileRepository implements Repository {
     readonly header: RepositoryHeader,
     readonly traits: FormatTraits,
     readonly location: string,
+    readonly directIo: boolean,
   ) {
     this.tmp = join(location, 'tmp');
   }
@@ -124,6 +140,11 @@ export class FileRepository implements Repository {
       if (info) volumes.push({ volumeId: match[2], allocatedBytes: info.blocks * 512 });
     }
     return volumes;
+  }
+
+  readsAsZero(): boolean {
+    // A new file is sparse (or fallocated, which reads as zeros too).
+    return true;
   }
 
   backingReference(volumeId: string, format: VolumeFormat): string {

@@ -38,6 +38,8 @@ export interface Repository {
   readonly traits: FormatTraits;
   /** Where this host reaches the repository, for messages and logs. */
   readonly location: string;
+  /** O_DIRECT works on this storage (it does not on tmpfs, for instance): copies bypass the page cache. */
+  readonly directIo: boolean;
 
   /** Small metadata records, each replaced atomically. */
   readRecord(kind: RecordKind, id: string): Promise<unknown | null>;
@@ -51,6 +53,12 @@ export interface Repository {
 
   /** Allocates and formats a volume, replacing any half-made one of the same id. */
   createVolume(spec: VolumeSpec, signal?: AbortSignal): Promise<void>;
+  /**
+   * Whether a volume just made by createVolume reads as zeros where nothing was written: then a
+   * copy skips the source's holes. A fresh qcow2 or a sparse file does; a raw logical volume
+   * holds whatever the disk held before.
+   */
+  readsAsZero(format: VolumeFormat): boolean;
   /** Removes a volume's storage (two-phase: first made unusable, then purged). Idempotent. */
   removeVolume(volumeId: string): Promise<void>;
   /** Volumes that physically exist, made or half-made, with the space they take. */

@@ -1,7 +1,7 @@
 /** The `diskflow` command line (API.md, "Command line"). */
 import { Command, CommanderError } from 'commander';
 import { DiskflowError } from '../../api/errors';
-import { diskCommand, imageCommand } from './commands/images';
+import { diskCommand, imageCommand, snapshotCommand } from './commands/images';
 import { devCommand, workerCommand } from './commands/processes';
 import { repoCommand } from './commands/repo';
 import { reportFailure } from './output';
@@ -12,7 +12,7 @@ export function program(): Command {
     .option('--json', 'print the API\'s return value as JSON')
     .showHelpAfterError()
     .exitOverride();
-  for (const command of [devCommand(), workerCommand(), repoCommand(), diskCommand(), imageCommand()]) {
+  for (const command of [devCommand(), workerCommand(), repoCommand(), diskCommand(), snapshotCommand(), imageCommand()]) {
     program.addCommand(command);
   }
   // Every command: --json anywhere on the line, and usage errors reported by main() with a code.

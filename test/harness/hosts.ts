@@ -40,9 +40,9 @@ export function testEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...process.env, TEMPORAL_ADDRESS: temporalAddress(), DISKFLOW_LOG_LEVEL: 'info', ...extra };
 }
 
-function launch(hostId: string, home: string, logs: Record<string, unknown>[]): Promise<ChildProcess> {
+function launch(hostId: string, home: string, logs: Record<string, unknown>[], env: Record<string, string>): Promise<ChildProcess> {
   const child = spawn(process.execPath, [DISKFLOW_BIN, 'worker', '--host-id', hostId], {
-    env: testEnv({ DISKFLOW_HOME: home }),
+    env: testEnv({ DISKFLOW_HOME: home, ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
@@ -79,7 +79,8 @@ async function terminate(child: ChildProcess, signal: NodeJS.Signals): Promise<v
   clearTimeout(timeout);
 }
 
-export async function startHost(hostId: string): Promise<TestHost> {
+/** Starts a host worker; `env` sets its tunables (DISKFLOW_COPY_CHUNK, DISKFLOW_COPY_RATE_LIMIT, ...). */
+export async function startHost(hostId: string, env: Record<string, string> = {}): Promise<TestHost> {
   const home = mkdtempSync(join(tmpdir(), `diskflow-${hostId}-`));
   homes.push(home);
   const logs: Record<string, unknown>[] = [];
@@ -87,13 +88,13 @@ export async function startHost(hostId: string): Promise<TestHost> {
     hostId,
     home,
     logs,
-    process: await launch(hostId, home, logs),
+    process: await launch(hostId, home, logs, env),
     async stop(signal = 'SIGTERM') {
       await terminate(host.process, signal);
     },
     async restart() {
       await terminate(host.process, 'SIGTERM');
-      host.process = await launch(hostId, home, logs);
+      host.process = await launch(hostId, home, logs, env);
     },
   };
   return host;

@@ -1,8 +1,9 @@
 /** `diskflow disk ...` and `diskflow image ...`: virtual disks and images. */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { parseSize } from '../parse';
 import { printImageList, printImageStatus } from '../output';
 import { withClient } from '../run';
+import { watchImage } from '../watch';
 import { callOptions, ImageFlags, userDataOf, withImageFlags } from './image-options';
 
 const say = (text: string) => process.stdout.write(`${text}\n`);
@@ -27,13 +28,48 @@ export function diskCommand(): Command {
   return disk;
 }
 
+export function snapshotCommand(): Command {
+  const snapshot = new Command('snapshot').description('snapshots (immutable images)');
+  withImageFlags(snapshot.command('create <repoId> <diskId>').description('freeze a virtual disk\'s content as a new snapshot; prints its id'), {
+    userData: true,
+  }).action(
+    withClient(
+      (client, repoId: string, diskId: string, o: ImageFlags) => client.createSnapshot(repoId, diskId, userDataOf(o), callOptions(o)),
+      (imageId) => say(imageId),
+    ),
+  );
+  return snapshot;
+}
+
 export function imageCommand(): Command {
-  const image = new Command('image').description('images: status, listing, removal, use by VMs');
+  const image = new Command('image').description('images: status, listing, copies, removal, use by VMs');
+
+  withImageFlags(
+    image
+      .command('copy <targetRepoId> <imageId>')
+      .description('copy an image into a repository; prints the new image\'s id once persisted (a snapshot keeps its id)')
+      .option('--base <imageId>', 'store only what differs from this snapshot, already in the target')
+      .addOption(new Option('--kind <kind>', 'the new image\'s kind').choices(['snapshot', 'virtual-disk'])),
+    { strategy: true, lookup: true, userData: true },
+  ).action(
+    withClient(
+      (client, target: string, imageId: string, o: ImageFlags & { base?: string; kind?: string }) =>
+        client.copyImage(target, imageId, o.base ?? null, userDataOf(o), { ...callOptions(o), ...(o.kind ? { kind: o.kind } : {}) }),
+      (newId) => say(newId),
+    ),
+  );
 
   image
     .command('status <repoId> <imageId>')
     .description('the last persisted status of an image, read from the repository')
-    .action(withClient((client, repoId: string, imageId: string) => client.getImageStatus(repoId, imageId), (s) => printImageStatus(s)));
+    .option('--watch', 'draw a progress bar while work runs on the image, then show its status')
+    .action(
+      withClient(
+        (client, repoId: string, imageId: string, o: { watch?: boolean }) =>
+          o.watch ? watchImage(client, repoId, imageId) : client.getImageStatus(repoId, imageId),
+        (s) => printImageStatus(s),
+      ),
+    );
 
   image
     .command('list <repoId>')

@@ -1,0 +1,180 @@
+/**
+ * Running a copy job (records.ts, CopyJob): fills one volume with an image's content, range by
+ * range, persisting the resume point after each range, so a copy stopped anywhere (cancelled,
+ * paused, host killed) continues where it was. Crash-only rules it keeps:
+ *
+ * - the target volume is not legal until the last range is written and checked;
+ * - the job belongs to one attempt at a time; an older attempt that finds another one in the
+ *   record stops before its next range (a zombie from a host thought dead);
+ * - the source must be the same content from start to end: its contentEpoch is compared before
+ *   and after; if it moved (a VM wrote it), the copy starts over rather than mixing states;
+ * - restarting from zero recreates the volume, so nothing of an earlier source state remains.
+ */
+import { randomUUID } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import { DiskflowError } from '../../api/errors';
+import * as qemuImg from '../qemu/qemu-img';
+import { copyRange, dataExtents, Endpoint, planRanges } from '../qemu/convert';
+import type { ActivityDeps } from '../deps';
+import type { Repository } from '../repository/repository';
+import { readChain, readImage, readVolume, updateImage, writeVolume } from './image-store';
+import { ProgressReporter } from './progress';
+import type { CopyJob, ImageRecord, VolumeRecord } from './records';
+
+export type JobField = 'pending' | 'optimizing';
+
+export type CopyOutcome = 'done' | 'removed';
+
+const MiB = 2 ** 20;
+/** No range larger than this, whatever the pace: a crash never redoes more. */
+const MAX_RANGE_BYTES = 64 * 2 ** 30;
+/** How many times a copy starts over because its source changed before it gives up. */
+const MAX_RESTARTS = 3;
+
+function jobOf(image: ImageRecord, field: JobField): CopyJob | null {
+  if (field === 'optimizing') return image.optimizing;
+  return image.pending?.step === 'copy' ? image.pending.job : null;
+}
+
+function withJob(image: ImageRecord, field: JobField, job: CopyJob): ImageRecord {
+  if (field === 'optimizing') return { ...image, optimizing: job };
+  return { ...image, pending: { step: 'copy', job } };
+}
+
+/** Activates a volume's chain, base first, and returns the path of its top. */
+async function activateChain(repo: Repository, volumes: VolumeRecord[]): Promise<string> {
+  let path = '';
+  for (const volume of [...volumes].reverse()) path = await repo.activate(volume.volumeId, volume.format);
+  return path;
+}
+
+export async function runCopyJob(deps: ActivityDeps, repo: Repository, imageId: string, field: JobField): Promise<CopyOutcome> {
+  const { connections, hostId, settings } = deps;
+  const signal = Context.current().cancellationSignal;
+  const attempt = randomUUID();
+
+  /** Applies `change` to the job if it is still this attempt's; stops the attempt otherwise. */
+  const updateJob = async (change: (job: CopyJob, image: ImageRecord) => CopyJob): Promise<CopyJob | 'removed'> => {
+    let result: CopyJob | 'removed' = 'removed';
+    await updateImage(repo, imageId, (img) => {
+      const job = jobOf(img, field);
+      if (img.removed || !job) return undefined;
+      if (job.attempt !== attempt) throw new DiskflowError('STORAGE_ERROR', `copy into ${imageId} was taken over by another attempt`, false);
+      result = change(job, img);
+      return withJob(img, field, result);
+    });
+    return result;
+  };
+
+  // Take the job over for this attempt.
+  let job: CopyJob | 'removed' = 'removed';
+  await updateImage(repo, imageId, (img) => {
+    const current = jobOf(img, field);
+    if (img.removed || !current) return undefined;
+    job = { ...current, attempt };
+    return withJob({ ...img, hostId, lastError: null }, field, job);
+  });
+  if (job === 'removed') return 'removed';
+  let current: CopyJob = job;
+
+  const sourceRepo = connections.byUuid(current.source.repoUuid);
+  const image = (await readImage(repo, imageId))!;
+  const progress = new ProgressReporter(repo, imageId, hostId, settings.progressIntervalMs, { current: 1, total: 2 });
+
+  for (let round = 0; ; round++) {
+    const source = await readImage(sourceRepo, current.source.imageId);
+    if (!source || source.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `the copy's source ${current.source.imageId} was removed`);
+    if (source.contentEpoch !== current.source.contentEpoch || round > 0) {
+      if (round > MAX_RESTARTS) {
+        throw new DiskflowError('IMAGE_IN_USE', `image ${source.imageId} kept changing while it was copied (a VM is writing it?); copy it while it is not in use`);
+      }
+      const restarted = await updateJob((j) => ({ ...j, source: { ...j.source, contentEpoch: source.contentEpoch }, copiedUpTo: 0, doneBytes: 0, totalBytes: null }));
+      if (restarted === 'removed') return 'removed';
+      current = restarted;
+    }
+
+    // The target volume: made fresh when the copy starts from zero, reused when it resumes.
+    const volume: VolumeRecord = {
+      schema: 'diskflow.volume/1',
+      volumeId: current.volumeId,
+      format: current.format,
+      parentId: null,
+      size: image.size,
+      legal: false,
+      createdAt: new Date().toISOString(),
+      createdBy: image.createdBy,
+    };
+    const stored = (await repo.listVolumes()).some((v) => v.volumeId === current.volumeId);
+    if (current.copiedUpTo === 0 || !stored || !(await readVolume(repo, current.volumeId))) {
+      await writeVolume(repo, volume);
+      await repo.createVolume({ volumeId: volume.volumeId, format: volume.format, size: volume.size, parent: null, preallocate: current.preallocate }, signal);
+      if (current.copiedUpTo > 0) {
+        const reset = await updateJob((j) => ({ ...j, copiedUpTo: 0, doneBytes: 0 }));
+        if (reset === 'removed') return 'removed';
+        current = reset;
+      }
+    }
+
+    const sourceChain = await readChain(sourceRepo, source.volumeId);
+    const from: Endpoint = { path: await activateChain(sourceRepo, sourceChain), format: sourceChain[0].format, directIo: sourceRepo.directIo };
+    const to: Endpoint = { path: await repo.activate(volume.volumeId, volume.format), format: volume.format, directIo: repo.directIo };
+    try {
+      const targetIsZero = repo.readsAsZero(volume.format);
+      const extents = targetIsZero ? await dataExtents(from, signal) : [{ start: 0, length: image.size }];
+      const totalBytes = planRanges(extents, image.size, Number.MAX_SAFE_INTEGER).reduce((sum, r) => sum + r.dataBytes, 0);
+      if (current.totalBytes !== totalBytes) {
+        const planned = await updateJob((j) => ({ ...j, totalBytes }));
+        if (planned === 'removed') return 'removed';
+        current = planned;
+      }
+      await progress.enter({ current: 1, total: 2 }, totalBytes ? (100 * current.doneBytes) / totalBytes : 0);
+      let chunk = settings.copyChunkBytes;
+      for (;;) {
+        // The next range starts where the persisted resume point is, and is sized to the measured pace.
+        const from_ = current.copiedUpTo;
+        const rest = extents.filter((e) => e.start + e.length > from_).map((e) => ({ start: Math.max(e.start, from_), length: e.start + e.length - Math.max(e.start, from_) }));
+        const [range] = planRanges(rest, image.size, chunk);
+        if (!range) break;
+        const before = current.doneBytes;
+        const needed = volume.format === 'raw' ? image.size : Math.ceil((before + range.dataBytes) * 1.05) + 16 * MiB;
+        await repo.ensureCapacity(volume.volumeId, Math.min(needed, image.size + 64 * MiB));
+        const started = Date.now();
+        await copyRange(from, to, range, {
+          targetIsZero,
+          rateLimit: settings.copyRateLimit ?? undefined,
+          signal,
+          onProgress: (fraction) => {
+            const done = before + fraction * range.dataBytes;
+            progress.report(totalBytes ? (100 * done) / totalBytes : 100, { doneBytes: Math.floor(done), totalBytes });
+          },
+        });
+        const perSecond = range.dataBytes / Math.max(0.05, (Date.now() - started) / 1000);
+        chunk = Math.min(MAX_RANGE_BYTES, Math.max(settings.copyChunkBytes, perSecond * settings.copyRangeSeconds));
+        const advanced = await updateJob((j) => ({ ...j, copiedUpTo: range.end, doneBytes: j.doneBytes + range.dataBytes }));
+        if (advanced === 'removed') return 'removed';
+        current = advanced;
+      }
+      await progress.settled();
+
+      // Stage 2: the volume made is sound, and the source did not move while it was read.
+      await progress.enter({ current: 2, total: 2 });
+      if (volume.format === 'qcow2') {
+        const check = await qemuImg.check(to.path, 'qcow2', { signal });
+        if (check['check-errors'] || check.corruptions) {
+          await updateJob((j) => ({ ...j, copiedUpTo: 0, doneBytes: 0 }));
+          throw new DiskflowError('STORAGE_ERROR', `the copy in volume ${volume.volumeId} failed qemu-img check; it will start over`);
+        }
+      }
+    } finally {
+      await repo.deactivate(volume.volumeId).catch(() => undefined);
+      for (const v of sourceChain) await sourceRepo.deactivate(v.volumeId).catch(() => undefined);
+    }
+    const after = await readImage(sourceRepo, current.source.imageId);
+    if (!after || after.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `the copy's source ${current.source.imageId} was removed`);
+    if (after.contentEpoch === current.source.contentEpoch) break;
+  }
+
+  await writeVolume(repo, { ...(await readVolume(repo, current.volumeId))!, legal: true });
+  await progress.enter({ current: 2, total: 2 }, 100);
+  return 'done';
+}

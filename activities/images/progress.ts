@@ -1,0 +1,82 @@
+/**
+ * Progress of a fix step. Every report is heartbeated to Temporal (the SDK throttles them);
+ * at a bounded rate it is also written to the image's record, where getImageStatus reads it,
+ * and sent to the operation's workflow, which answers the `progress` query with it.
+ */
+import { activityInfo, getClient, heartbeat } from '@temporalio/activity';
+import type { Stage } from '../../api/image-status';
+import { PROGRESS_SIGNAL, StepProgress } from '../../api/progress';
+import type { Repository } from '../repository/repository';
+import { updateImage } from './image-store';
+
+export class ProgressReporter {
+  private lastWrite = 0;
+  private lastPercent = -2;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly imageId: string,
+    private readonly hostId: string,
+    private readonly intervalMs: number,
+    private stage: Stage,
+  ) {}
+
+  /** Moves to another stage of the step, persisting it at once. */
+  async enter(stage: Stage, percent = 0): Promise<void> {
+    this.stage = stage;
+    this.lastWrite = 0;
+    this.report(percent);
+    await this.settled();
+  }
+
+  report(percent: number, bytes: { doneBytes: number; totalBytes: number | null } | null = null): void {
+    const progress: StepProgress = {
+      imageId: this.imageId,
+      stage: this.stage,
+      percentComplete: Math.max(-1, Math.min(100, Math.floor(percent))),
+      doneBytes: bytes?.doneBytes ?? null,
+      totalBytes: bytes?.totalBytes ?? null,
+      hostId: this.hostId,
+      at: new Date().toISOString(),
+    };
+    heartbeat(progress);
+    const now = Date.now();
+    if (progress.percentComplete === this.lastPercent || now - this.lastWrite < this.intervalMs) return;
+    this.lastWrite = now;
+    this.lastPercent = progress.percentComplete;
+    this.writing = this.writing.then(() => this.write(progress)).catch(() => undefined);
+  }
+
+  /** Waits for writes already started. */
+  settled(): Promise<void> {
+    return this.writing;
+  }
+
+  private async write(progress: StepProgress): Promise<void> {
+    await updateImage(this.repo, this.imageId, (img) =>
+      img.removed ? undefined : { ...img, stage: progress.stage, percentComplete: progress.percentComplete, hostId: this.hostId },
+    );
+    // Live progress for the workflow's query; a workflow that is gone has nobody to tell.
+    const { workflowExecution } = activityInfo();
+    if (!workflowExecution) return;
+    await getClient()
+      .workflow.getHandle(workflowExecution.workflowId, workflowExecution.runId)
+      .signal(PROGRESS_SIGNAL, progress)
+      .catch(() => undefined);
+  }
+}
+
+/**
+ * Heartbeats while `work` runs, for steps whose tools report no progress (qemu-img create of a
+ * large preallocated volume, a range of a copy that is mostly holes): a silent step would
+ * otherwise be taken for a dead host after the heartbeat timeout.
+ */
+export async function heartbeating<T>(work: () => Promise<T>, everyMs = 5000): Promise<T> {
+  const timer = setInterval(() => heartbeat(), everyMs);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Copying an image's content, resumably: the data extents of the source (its whole chain, as
+ * `qemu-img map` sees it) are grouped into ranges of about `chunkBytes` of data, and each range
+ * is one `qemu-img convert` between `raw` slices (offset/size) of the source and the target.
+ * A copy interrupted anywhere resumes at the first range not known to be done; rewriting a
+ * range writes the same bytes. Holes are never read or written when the target reads as zeros,
+ * so time follows the allocated data, not the virtual size.
+ */
+import { stat } from 'node:fs/promises';
+import { run } from '../process';
+import type { VolumeFormat } from './qemu-img';
+
+export interface Endpoint {
+  path: string;
+  format: VolumeFormat;
+  /** O_DIRECT works where the endpoint lives (not on tmpfs, for instance). */
+  directIo: boolean;
+}
+
+export interface Extent {
+  start: number;
+  length: number;
+}
+
+export interface CopyRange {
+  start: number;
+  end: number;
+  /** Bytes of data inside the range (holes excluded). */
+  dataBytes: number;
+}
+
+/** Range boundaries fall on 1 MiB: whole qcow2 clusters (64 KiB) and whole 2 MiB-friendly writes. */
+const ALIGN = 2 ** 20;
+
+interface MapEntry {
+  start: number;
+  length: number;
+  zero: boolean;
+  data: boolean;
+}
+
+/** The extents of the image's content that are not known to read as zeros. */
+export async function dataExtents(source: Endpoint, signal?: AbortSignal): Promise<Extent[]> {
+  const { stdout } = await run('qemu-img', ['map', '--output=json', '-U', '-f', source.format, source.path], { signal });
+  const entries = JSON.parse(stdout) as MapEntry[];
+  return entries.filter((e) => !e.zero).map((e) => ({ start: e.start, length: e.length }));
+}
+
+/** Groups extents into ascending ranges of about `chunkBytes` of data each. */
+export function planRanges(extents: Extent[], virtualSize: number, chunkBytes: number): CopyRange[] {
+  const aligned = extents
+    .map((e) => ({ start: Math.floor(e.start / ALIGN) * ALIGN, end: Math.min(virtualSize, Math.ceil((e.start + e.length) / ALIGN) * ALIGN) }))
+    .sort((a, b) => a.start - b.start);
+  const merged: { start: number; end: number }[] = [];
+  for (const e of aligned) {
+    const last = merged[merged.length - 1];
+    if (last && e.start <= last.end) last.end = Math.max(last.end, e.end);
+    else merged.push({ ...e });
+  }
+  const ranges: CopyRange[] = [];
+  let current: CopyRange | undefined;
+  for (const extent of merged) {
+    for (let start = extent.start; start < extent.end; ) {
+      if (!current) current = { start, end: start, dataBytes: 0 };
+      const take = Math.min(extent.end - start, chunkBytes - current.dataBytes);
+      current.end = start + take;
+      current.dataBytes += take;
+      start += take;
+      if (current.dataBytes >= chunkBytes) {
+        ranges.push(current);
+        current = undefined;
+      }
+    }
+  }
+  if (current) ranges.push(current);
+  return ranges;
+}
+
+async function protocolDriver(path: string): Promise<'file' | 'host_device'> {
+  return (await stat(path)).isBlockDevice() ? 'host_device' : 'file';
+}
+
+/** qemu's option syntax doubles commas inside values. */
+const escape = (value: string) => value.replace(/,/g, ',,');
+
+async function sliceSpec(endpoint: Endpoint, range: CopyRange): Promise<string> {
+  const protocol = `driver=${await protocolDriver(endpoint.path)},filename=${escape(endpoint.path)}`;
+  const slice = `driver=raw,offset=${range.start},size=${range.end - range.start}`;
+  if (endpoint.format === 'raw') return `${slice},${protocol.replace('driver=', 'file.driver=').replace('filename=', 'file.filename=')}`;
+  return `${slice},file.driver=qcow2,${protocol.replace('driver=', 'file.file.driver=').replace('filename=', 'file.file.filename=')}`;
+}
+
+export interface CopyRangeOptions {
+  /** The target reads as zeros where nothing was written (fresh qcow2, sparse or fallocated file). */
+  targetIsZero: boolean;
+  /** Bytes per second, to spare the storage for others; unlimited when absent. */
+  rateLimit?: number;
+  signal?: AbortSignal;
+  /** Fraction (0..1) of this range done, as qemu-img reports it. */
+  onProgress?: (fraction: number) => void;
+}
+
+export async function copyRange(source: Endpoint, target: Endpoint, range: CopyRange, options: CopyRangeOptions): Promise<void> {
+  const args = ['convert', '-p', '-n', '-W'];
+  if (options.targetIsZero) args.push('--target-is-zero');
+  if (source.directIo) args.push('-T', 'none');
+  if (target.directIo) args.push('-t', 'none');
+  if (options.rateLimit) args.push('-r', String(options.rateLimit));
+  args.push('--image-opts', await sliceSpec(source, range), '--target-image-opts', await sliceSpec(target, range));
+  let buffer = '';
+  await run('qemu-img', args, {
+    signal: options.signal,
+    onStdout: (chunk) => {
+      buffer = (buffer + chunk).slice(-200);
+      const matches = [...buffer.matchAll(/\((\d+(?:\.\d+)?)\/100%\)/g)];
+      const last = matches[matches.length - 1];
+      if (last) options.onProgress?.(Number(last[1]) / 100);
+    },
+  });
+}

@@ -1,0 +1,62 @@
+/**
+ * `diskflow image status --watch`: a progress bar with rate and time left while work runs on an
+ * image. The status is read from the repository; when a workflow is working on the image, its
+ * `progress` query adds the bytes moved, from which the rate comes.
+ */
+import { MultiBar, Presets } from 'cli-progress';
+import type { ImageStatus } from '../../api/image-status';
+import { OperationProgress, PROGRESS_QUERY } from '../../api/progress';
+import type { StorageClient } from '../storage-client';
+import { formatBytes, formatStage } from './output';
+
+async function liveProgress(client: StorageClient, imageId: string): Promise<OperationProgress | null> {
+  for await (const wf of client.temporal.workflow.list({ query: `DiskflowImage = '${imageId}' AND ExecutionStatus = 'Running'` })) {
+    try {
+      const progress = await client.temporal.workflow.getHandle(wf.workflowId).query<OperationProgress>(PROGRESS_QUERY);
+      if (progress.step?.imageId === imageId) return progress;
+    } catch {
+      // A workflow type without the query, or one that just ended: nothing live to show.
+    }
+  }
+  return null;
+}
+
+const working = (s: ImageStatus) => s.status === 'broken' && s.lastError === null;
+
+/** Watches until the image is no longer being worked on; resolves with its last status. */
+export async function watchImage(client: StorageClient, repoId: string, imageId: string, intervalMs = 1000): Promise<ImageStatus> {
+  const tty = process.stderr.isTTY;
+  const bars = new MultiBar(
+    { format: ' {stage} [{bar}] {percentage}% | {rate} | ETA {eta_formatted}', hideCursor: true, stream: process.stderr, noTTYOutput: false },
+    Presets.shades_classic,
+  );
+  const bar = tty ? bars.create(100, 0, { stage: '-', rate: '-' }) : undefined;
+  let samples: { at: number; bytes: number }[] = [];
+  let lastLine = '';
+  try {
+    for (;;) {
+      const status = await client.getImageStatus(repoId, imageId);
+      const live = await liveProgress(client, imageId);
+      const step = live?.step;
+      if (step?.doneBytes != null) {
+        samples = [...samples.filter((s) => Date.now() - s.at < 10_000), { at: Date.now(), bytes: step.doneBytes }];
+      }
+      const first = samples[0];
+      const latest = samples[samples.length - 1];
+      const perSecond = first && latest && latest.at > first.at ? ((latest.bytes - first.bytes) * 1000) / (latest.at - first.at) : 0;
+      const rate = perSecond > 0 ? `${formatBytes(perSecond)}/s` : '-';
+      const percent = Math.max(0, step?.percentComplete ?? status.percentComplete);
+      const stage = `stage ${formatStage(status).split(' ')[0]}${live?.state === 'paused' ? ' (paused)' : ''}`;
+      if (bar) bar.update(percent, { stage, rate });
+      else {
+        const line = `${stage} ${percent}% ${rate}`;
+        if (line !== lastLine) process.stderr.write(`${line}\n`);
+        lastLine = line;
+      }
+      if (!working(status) && !live) return status;
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  } finally {
+    bars.stop();
+  }
+}

@@ -1,0 +1,20 @@
+/** Reading a file repository's records directly, as an operator (or a fresh cluster) would. */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ImageRecord } from '../../activities/images/records';
+
+export function imageRecord(repoPath: string, imageId: string): ImageRecord {
+  return JSON.parse(readFileSync(join(repoPath, 'images', `${imageId}.json`), 'utf8')) as ImageRecord;
+}
+
+/** Volume data files in the repository (records excluded). */
+export function volumeFiles(repoPath: string): string[] {
+  return readdirSync(join(repoPath, 'volumes')).filter((name) => !name.endsWith('.json'));
+}
+
+/** qemu processes whose command line mentions `text` (a volume id): none may outlive its step. */
+export function qemuProcessesFor(text: string): string[] {
+  const out = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' });
+  return out.split('\n').filter((line) => /qemu-(img|io|nbd|storage-daemon)/.test(line) && line.includes(text));
+}

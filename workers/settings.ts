@@ -1,0 +1,14 @@
+/** A host's tunables, read once from its environment. */
+import type { HostSettings } from '../activities/deps';
+import { parseSize } from '../client/cli/parse';
+
+const GiB = 2 ** 30;
+
+export function hostSettings(env: NodeJS.ProcessEnv = process.env): HostSettings {
+  return {
+    copyChunkBytes: env.DISKFLOW_COPY_CHUNK ? parseSize(env.DISKFLOW_COPY_CHUNK, 'DISKFLOW_COPY_CHUNK') : GiB,
+    copyRangeSeconds: env.DISKFLOW_COPY_RANGE_SECONDS ? Number(env.DISKFLOW_COPY_RANGE_SECONDS) : 10,
+    copyRateLimit: env.DISKFLOW_COPY_RATE_LIMIT ? parseSize(env.DISKFLOW_COPY_RATE_LIMIT, 'DISKFLOW_COPY_RATE_LIMIT') : null,
+    progressIntervalMs: env.DISKFLOW_PROGRESS_INTERVAL_MS ? Number(env.DISKFLOW_PROGRESS_INTERVAL_MS) : 2000,
+  };
+}

@@ -1,0 +1,51 @@
+import { uuid4, workflowInfo } from '@temporalio/workflow';
+import { invalidArgument } from '../api/errors';
+import { CopyImageInput, NewImageOutput } from '../api/operations';
+import { hostTaskQueue } from '../api/task-queues';
+import { operationControl } from './control';
+import { validate } from './failures';
+import { mendImage } from './fix-steps';
+import { answerOncePersisted } from './persisted';
+import { persistStep } from './persist-step';
+import { tagOperation } from './tags';
+
+/**
+ * copyImage(targetRepoId, imageId, baseImageId, userData, options): persist the new image in
+ * the target repository, broken until its data is in place, and return its id (a snapshot
+ * keeps its own: copying it where it already is moves nothing); then, unless autoFix is off,
+ * copy the data, resumably, with live progress.
+ */
+export async function copyImage(input: CopyImageInput): Promise<NewImageOutput> {
+  const answer = answerOncePersisted<NewImageOutput>();
+  const control = operationControl();
+  const newImageId = uuid4();
+  const { request, repo, step, persisted } = await answer.persisting(
+    async () => {
+      const request = validate(CopyImageInput, input);
+      tagOperation({ operation: 'copyImage', repo: request.targetRepoId, image: request.imageId, host: request.hostId });
+      if (request.baseImageId) throw invalidArgument('baseImageId: copies on top of a base (incremental copies) are not available yet');
+      const { repo, step, persisted } = await persistStep(request.hostId, request.targetRepoId, {
+        op: 'copy-image',
+        newImageId,
+        sourceId: request.imageId,
+        operationId: workflowInfo().workflowId,
+        userData: request.userData,
+        strategy: request.options.strategy,
+        kind: request.options.kind,
+        autoFix: request.options.autoFix,
+        lookup: request.options,
+      });
+      return { request, repo, step, persisted };
+    },
+    ({ step }) => ({ imageId: step.input.imageId }),
+  );
+  const imageId = step.input.imageId;
+  tagOperation({ operation: 'copyImage', image: imageId });
+  if (request.options.autoFix && persisted.made) {
+    // Between two repositories, the copy runs on the caller's host, which has both connected.
+    const crossRepo = step.input.source.repoUuid !== repo.repoUuid;
+    await control.fix(repo, imageId, () => mendImage(repo, imageId, crossRepo ? hostTaskQueue(request.hostId) : undefined));
+  }
+  control.done();
+  return answer.done({ imageId });
+}
