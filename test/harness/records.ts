@@ -18,3 +18,17 @@ export function qemuProcessesFor(text: string): string[] {
   const out = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' });
   return out.split('\n').filter((line) => /qemu-(img|io|nbd|storage-daemon)/.test(line) && line.includes(text));
 }
+
+/** `qemu-img check` of every qcow2 volume of a file repository: those that are not clean. */
+export function uncleanVolumes(repoPath: string): string[] {
+  return volumeFiles(repoPath)
+    .filter((name) => name.endsWith('.qcow2') && !name.startsWith('_remove_me_'))
+    .filter((name) => {
+      try {
+        execFileSync('qemu-img', ['check', '-q', '-f', 'qcow2', join(repoPath, 'volumes', name)]);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+}

@@ -2,20 +2,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StorageClient } from '../../client/storage-client';
 import { chainOf, Model, sameContent, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts } from '../harness/hosts';
-import { imageRecord, volumeFiles } from '../harness/records';
+import { imageRecord, uncleanVolumes, volumeFiles } from '../harness/records';
 import { localRepository, removeTempDirs } from '../harness/repositories';
 import { eventually } from '../harness/wait';
 
 const MiB = 2 ** 20;
 const SIZE = 64 * MiB;
 let client: StorageClient;
+let pathA: string;
 let pathB: string;
 
 beforeAll(async () => {
   // Small ranges, so even test-sized copies are resumed range by range.
   await startHost('copy-host', { DISKFLOW_COPY_CHUNK: '4M' });
   client = await clientFor('copy-host');
-  await localRepository(client, 'a');
+  pathA = await localRepository(client, 'a');
   pathB = await localRepository(client, 'b');
 });
 
@@ -144,5 +145,10 @@ describe('copies', () => {
     expect(await sameContent(client, 'a', second, child)).toBe(true);
     expect(await sameContent(client, 'b', copy, child)).toBe(true);
     expect(await sameContent(client, 'a', fromFirst, child.fork().write({ pattern: 0x64, offset: 0, length: MiB }))).toBe(true);
+  });
+
+  it('leaves every qcow2 volume it made clean by qemu-img check', () => {
+    expect(uncleanVolumes(pathA)).toEqual([]);
+    expect(uncleanVolumes(pathB)).toEqual([]);
   });
 });

@@ -7,7 +7,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OperationProgress, PROGRESS_QUERY } from '../../api/progress';
 import type { StorageClient } from '../../client/storage-client';
-import { diskflow } from '../harness/cli';
+import { diskflow, temporalCli } from '../harness/cli';
 import { Model, sameContent, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
 import { imageRecord, qemuProcessesFor, volumeFiles } from '../harness/records';
@@ -100,6 +100,24 @@ describe('a long copy', () => {
     await handle.signal('resume');
     const resumed = await eventually(() => client.getImageStatus('dst', copy), (s) => s.status === 'broken' && s.lastError === null);
     expect(resumed.percentComplete).toBeGreaterThanOrEqual(Math.floor((100 * resumeFrom) / (256 * MiB)));
+    await eventually(() => client.getImageStatus('dst', copy), (s) => s.status === 'optimized', 60_000);
+    expect(await sameContent(client, 'dst', copy, model)).toBe(true);
+  });
+
+  it('paused by Temporal\'s own activity pause (Web UI, CLI), stops; unpaused, continues and ends correct', async () => {
+    const copy = await client.copyImage('dst', source);
+    await copying(copy, 15);
+    const handle = await copyWorkflow(copy);
+    const activity = (await handle.describe()).raw.pendingActivities?.find((a) => a.activityType?.name === 'mendImage');
+    expect(activity?.activityId).toBeTruthy();
+    const cli = (command: string) => temporalCli(['activity', command, '--workflow-id', handle.workflowId, '--activity-id', activity!.activityId!]);
+    await cli('pause');
+    const volumeId = imageRecord(pathB, copy).volumeId;
+    await eventually(async () => qemuProcessesFor(volumeId), (p) => p.length === 0, 10_000);
+    const held = (await client.getImageStatus('dst', copy)).percentComplete;
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await client.getImageStatus('dst', copy)).percentComplete).toBe(held);
+    await cli('unpause');
     await eventually(() => client.getImageStatus('dst', copy), (s) => s.status === 'optimized', 60_000);
     expect(await sameContent(client, 'dst', copy, model)).toBe(true);
   });

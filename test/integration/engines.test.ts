@@ -2,24 +2,15 @@
  * An engine in another language starts workflows directly, by type, task queue and JSON input
  * (docs/ENGINES.md). Here the engine is the `temporal` CLI itself.
  */
-import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WORKFLOW_TASK_QUEUE } from '../../api/task-queues';
-import { findTemporalCli } from '../../workers/temporal-server';
-import { diskflowJson } from '../harness/cli';
-import { startHost, stopAllHosts, temporalAddress } from '../harness/hosts';
+import { diskflowJson, temporalCli } from '../harness/cli';
+import { startHost, stopAllHosts } from '../harness/hosts';
 import { localRepository, removeTempDirs } from '../harness/repositories';
 import { clientFor } from '../harness/hosts';
 import { eventually } from '../harness/wait';
 
-function temporal(args: string[]): Promise<string> {
-  const cli = findTemporalCli().path!;
-  return new Promise((resolve, reject) =>
-    execFile(cli, [...args, '--address', temporalAddress()], { timeout: 60_000 }, (error, stdout, stderr) =>
-      error ? reject(new Error(`${stderr}${stdout}`)) : resolve(stdout),
-    ),
-  );
-}
+const temporal = temporalCli;
 
 beforeAll(async () => {
   await startHost('engine-host');

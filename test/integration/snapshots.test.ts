@@ -2,17 +2,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StorageClient } from '../../client/storage-client';
 import { chainOf, Model, sameContent, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts } from '../harness/hosts';
+import { uncleanVolumes } from '../harness/records';
 import { localRepository, removeTempDirs } from '../harness/repositories';
 import { eventually } from '../harness/wait';
 
 const MiB = 2 ** 20;
 const SIZE = 32 * MiB;
 let client: StorageClient;
+let snapsPath: string;
 
 beforeAll(async () => {
   await startHost('snap-host');
   client = await clientFor('snap-host');
-  await localRepository(client, 'snaps');
+  snapsPath = await localRepository(client, 'snaps');
 });
 
 afterAll(async () => {
@@ -117,5 +119,9 @@ describe('snapshots', () => {
     // A second snapshot of a disk with work pending is refused, not interleaved.
     await expect(client.createSnapshot('snaps', disk)).rejects.toMatchObject({ code: 'IMAGE_BUSY' });
     expect(await sameContent(client, 'snaps', snapshot, model)).toBe(true);
+  });
+
+  it('leaves every qcow2 volume it made clean by qemu-img check', () => {
+    expect(uncleanVolumes(snapsPath)).toEqual([]);
   });
 });
