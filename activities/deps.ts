@@ -23,6 +23,10 @@ export interface HostSettings {
   copyRateLimit: number | null;
   /** How often a step's progress is written to the image's record and sent to its workflow. */
   progressIntervalMs: number;
+  /** Chains longer than this are offered an optimize fix that collapses them. */
+  maxChainLength: number;
+  /** The key that signs fix data (DISKFLOW_FIX_KEY, shared by a cluster). */
+  fixKey: Buffer;
 }
 
 /** Identifies a repository on its task queue: every host that has it connected knows it by uuid. */

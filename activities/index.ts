@@ -3,6 +3,8 @@
  * of its activity task queues; which queue a workflow schedules a step on decides where it runs.
  */
 import type { ActivityDeps } from './deps';
+import { createCheckActivities } from './fixes/check';
+import { createFixActivities } from './fixes/run-fixes';
 import { createHostImageActivities } from './host/images';
 import { createRepositoryActivities } from './host/repositories';
 import { createMendActivities } from './images/mend';
@@ -16,6 +18,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createPersistActivities(deps),
     ...createMendActivities(deps),
     cleanRemovedImage: createRemoveActivities(deps).cleanRemovedImage,
+    ...createCheckActivities(deps),
+    ...createFixActivities(deps),
   };
 }
 

@@ -103,6 +103,8 @@ export const WORKFLOW_CONTRACTS = {
   listImages: { input: ListImagesInput, output: z.array(ImageStatus) },
   prepareImage: { input: ImageRefInput, output: PreparedImage },
   teardownImage: { input: ImageRefInput, output: NoOutput },
+  checkStorageRepository: { input: CheckStorageRepositoryInput, output: z.array(Fix) },
+  fixStorageRepository: { input: FixStorageRepositoryInput, output: FixStartedOutput },
 } as const;
 export type WorkflowType = keyof typeof WORKFLOW_CONTRACTS;
 

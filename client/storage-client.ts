@@ -4,7 +4,7 @@
  * Calls that change something return once their intent is durable on the repository (the
  * `persisted` update of Update-With-Start), never after data has moved.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   Client,
   Connection,
@@ -16,9 +16,11 @@ import { z } from 'zod';
 import { DiskflowError } from '../api/errors';
 import { describeFailure, toDiskflowError } from '../api/failures';
 import type { RepoFormat } from '../api/formats';
-import type { ImageStatus, PreparedImage, RepositoryConstraints } from '../api/image-status';
+import type { Fix, ImageStatus, PreparedImage, RepositoryConstraints } from '../api/image-status';
 import {
+  CheckStorageRepositoryInput,
   ConnectStorageRepositoryInput,
+  FixStorageRepositoryInput,
   CopyImageInput,
   CreateSnapshotInput,
   CreateVirtualDiskInput,
@@ -135,6 +137,33 @@ export class StorageClient {
     await this.call('teardownImage', this.check(ImageRefInput, { hostId, repositoryId, imageId }));
   }
 
+  // Check and fix
+
+  async checkStorageRepository(repositoryId: string, options: Json = {}): Promise<Fix[]> {
+    return this.call('checkStorageRepository', this.check(CheckStorageRepositoryInput, { hostId: this.hostId, repositoryId, options }));
+  }
+
+  /**
+   * Starts a fix and returns once it is accepted (its data authentic and current, its images
+   * claimed). The operation id comes from the fix's data: the same fix asked twice is one run.
+   */
+  async fixStorageRepository(repositoryId: string, fix: Fix, options: Json = {}): Promise<{ operationId: string }> {
+    const input = this.check(FixStorageRepositoryInput, { hostId: this.hostId, repositoryId, fix, options });
+    const key = createHash('sha256').update(`${this.hostId}\0${repositoryId}\0${input.fix.data}`).digest('hex').slice(0, 40);
+    // A fix that failed (its source repository was not connected, say) may be run again.
+    return this.operate('fixStorageRepository', input, key, 'ALLOW_DUPLICATE_FAILED_ONLY');
+  }
+
+  /** Waits for an operation (a workflow id, e.g. a fix's operationId) to end; fails with its code. */
+  async waitForOperation(operationId: string): Promise<void> {
+    try {
+      await this.ensureConnected();
+      await this.temporal.workflow.getHandle(operationId).result();
+    } catch (error) {
+      throw this.failure(error);
+    }
+  }
+
   // Plumbing
 
   private hostFrom(options: { hostId?: string }): string {
@@ -187,14 +216,19 @@ export class StorageClient {
    * so the same request twice reaches the same workflow: one effect, one answer (a running
    * workflow answers the update again; a finished one is asked for its result).
    */
-  private async operate<W extends WorkflowType>(type: W, input: unknown, requestId: string | undefined): Promise<z.output<(typeof WORKFLOW_CONTRACTS)[W]['output']>> {
+  private async operate<W extends WorkflowType>(
+    type: W,
+    input: unknown,
+    requestId: string | undefined,
+    workflowIdReusePolicy: 'REJECT_DUPLICATE' | 'ALLOW_DUPLICATE_FAILED_ONLY' = 'REJECT_DUPLICATE',
+  ): Promise<z.output<(typeof WORKFLOW_CONTRACTS)[W]['output']>> {
     const workflowId = `${type}:${requestId ?? randomUUID()}`;
     const startWorkflowOperation = new WithStartWorkflowOperation(type, {
       taskQueue: WORKFLOW_TASK_QUEUE,
       workflowId,
       args: [input],
       workflowIdConflictPolicy: 'USE_EXISTING',
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      workflowIdReusePolicy,
     });
     try {
       await this.ensureConnected();

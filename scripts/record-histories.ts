@@ -84,6 +84,41 @@ const scenarios: Scenario[] = [
       await c.copyImage(repo, disk, snapshot).catch(() => undefined);
     },
   ],
+  [
+    'check-and-fix',
+    async (c, { repo }) => {
+      const disk = await c.createVirtualDisk(repo, 1 << 20, null, {}, { autoFix: false });
+      const gone = await c.createVirtualDisk(repo, 1 << 20);
+      await waitUsable(c, repo, gone);
+      await c.removeImage(repo, gone, { autoFix: false });
+      const snapshot = await c.createSnapshot(repo, gone).catch(() => null);
+      void snapshot;
+      for (const fix of await c.checkStorageRepository(repo)) {
+        const { operationId } = await c.fixStorageRepository(repo, fix);
+        await c.waitForOperation(operationId).catch(() => undefined);
+      }
+      const [first] = await c.checkStorageRepository(repo);
+      if (first) await c.fixStorageRepository(repo, { ...first, data: `${first.data}x` }).catch(() => undefined);
+      void disk;
+    },
+  ],
+  [
+    'optimize-and-merge',
+    async (c, { repo }) => {
+      const disk = await c.createVirtualDisk(repo, 1 << 20);
+      await waitUsable(c, repo, disk);
+      const snapshot = await c.createSnapshot(repo, disk);
+      const fast = await c.createVirtualDisk(repo, 1 << 20, snapshot, {}, { strategy: 'performance' });
+      await waitUsable(c, repo, fast);
+      await waitUsable(c, repo, disk);
+      await c.removeImage(repo, snapshot);
+      await c.removeImage(repo, fast);
+      for (const fix of (await c.checkStorageRepository(repo)).filter((f) => f.type === 'merge' || f.type === 'optimize')) {
+        const { operationId } = await c.fixStorageRepository(repo, fix);
+        await c.waitForOperation(operationId).catch(() => undefined);
+      }
+    },
+  ],
   ['disconnect-ok', (c, { repo }) => c.disconnectStorageRepository(repo)],
 ];
 

@@ -10,13 +10,15 @@ import { existsSync } from 'node:fs';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { NativeConnection, Worker, WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import { FailureCodeInterceptor } from '../activities/failure-interceptor';
+import { ActivityDefaultsInterceptor } from '../activities/activity-defaults';
 import { HostConnections, RepositoryPollers } from '../activities/host/connections';
+import type { HostSettings } from '../activities/deps';
 import type { OperationRegistry } from '../activities/images/claims';
 import type { Repository } from '../activities/repository/repository';
 import { hostTaskQueue, repoTaskQueue, WORKFLOW_TASK_QUEUE } from '../api/task-queues';
 import type { TemporalSettings } from '../client/config';
 import { lockHome } from './home-lock';
+import { loadFixKey } from './fix-key';
 import { hostSettings } from './settings';
 import { installTemporalLogging, Logger } from './logger';
 
@@ -58,14 +60,15 @@ export class HostWorker implements RepositoryPollers {
     private readonly nativeConnection: NativeConnection,
     private readonly clientConnection: Connection,
     private readonly unlock: () => Promise<void>,
+    settings: HostSettings,
   ) {
     const { hostId, home, temporal, logger } = options;
     const log = (message: string, fields?: Record<string, unknown>) => logger.info({ hostId, ...fields }, message);
     this.connections = new HostConnections({ hostId, home }, this, log);
     const client = new Client({ connection: clientConnection, namespace: temporal.namespace });
     this.activityOptions = {
-      activities: createActivities({ hostId, connections: this.connections, operations: new TemporalOperations(client), settings: hostSettings() }),
-      interceptors: { activity: [() => ({ inbound: new FailureCodeInterceptor() })] },
+      activities: createActivities({ hostId, connections: this.connections, operations: new TemporalOperations(client), settings }),
+      interceptors: { activity: [() => ({ inbound: new ActivityDefaultsInterceptor() })] },
       // Cancellation reaches an activity only through its heartbeats: send them often, so a
       // cancelled or paused copy stops its qemu-img within a second or two.
       defaultHeartbeatThrottleInterval: '1 second',
@@ -79,7 +82,10 @@ export class HostWorker implements RepositoryPollers {
     const unlock = await lockHome(home);
     try {
       const connectionOptions = { address: temporal.address, tls: temporal.tls, apiKey: temporal.apiKey };
-      const host = new HostWorker(options, await NativeConnection.connect(connectionOptions), await Connection.connect(connectionOptions), unlock);
+      const fixKey = await loadFixKey(home);
+      if (!fixKey.shared) logger.warn({ hostId }, 'DISKFLOW_FIX_KEY is not set: fixes are signed with a key of this host only; set it, the same on every host, in a cluster');
+      const settings = hostSettings(fixKey.key);
+      const host = new HostWorker(options, await NativeConnection.connect(connectionOptions), await Connection.connect(connectionOptions), unlock, settings);
       await host.launch(
         await Worker.create({
           ...host.common(WORKFLOW_TASK_QUEUE),

@@ -4,8 +4,10 @@ import { parseSize } from '../client/cli/parse';
 
 const GiB = 2 ** 30;
 
-export function hostSettings(env: NodeJS.ProcessEnv = process.env): HostSettings {
+export function hostSettings(fixKey: Buffer, env: NodeJS.ProcessEnv = process.env): HostSettings {
   return {
+    fixKey,
+    maxChainLength: env.DISKFLOW_MAX_CHAIN ? Number(env.DISKFLOW_MAX_CHAIN) : 8,
     copyChunkBytes: env.DISKFLOW_COPY_CHUNK ? parseSize(env.DISKFLOW_COPY_CHUNK, 'DISKFLOW_COPY_CHUNK') : GiB,
     copyRangeSeconds: env.DISKFLOW_COPY_RANGE_SECONDS ? Number(env.DISKFLOW_COPY_RANGE_SECONDS) : 10,
     copyRateLimit: env.DISKFLOW_COPY_RATE_LIMIT ? parseSize(env.DISKFLOW_COPY_RATE_LIMIT, 'DISKFLOW_COPY_RATE_LIMIT') : null,

@@ -8,4 +8,6 @@ export { copyImage } from './copy-image';
 export { removeImage } from './remove-image';
 export { getImageStatus, listImages } from './get-image-status';
 export { prepareImage, teardownImage } from './prepare-image';
+export { checkStorageRepository } from './check-storage-repository';
+export { fixStorageRepository } from './fix-storage-repository';
 export { persistedUpdate } from './persisted';

@@ -18,6 +18,8 @@ export function onHost(hostId: string): Activities {
     taskQueue: hostTaskQueue(hostId),
     scheduleToStartTimeout: `${HOST_ANSWER_SECONDS} seconds`,
     startToCloseTimeout: '2 minutes',
+    // Every step heartbeats (activities/activity-defaults.ts): a host killed mid-step is noticed soon.
+    heartbeatTimeout: '10 seconds',
     retry: { maximumAttempts: 3, initialInterval: '200 milliseconds' },
   });
   // Each step, with a host that never picked it up reported as such rather than as a bare timeout.
@@ -53,7 +55,8 @@ function hostNotAnswering(error: unknown, hostId: string): ApplicationFailure | 
 export const onObjectManager = (repo: RepositoryRef) =>
   proxyActivities<Activities>({
     taskQueue: repo.needsSrm ? srmTaskQueue(repo.repoUuid) : repoTaskQueue(repo.repoUuid),
-    startToCloseTimeout: '1 minute',
+    startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: '10 seconds',
     retry: { initialInterval: '200 milliseconds', maximumInterval: '30 seconds' },
   });
 

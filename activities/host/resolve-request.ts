@@ -6,10 +6,11 @@
 import { DiskflowError } from '../../api/errors';
 import type { ActivityDeps } from '../deps';
 import type { PersistRequest, PersistStep } from '../images/persist';
+import { openFix } from '../fixes/fix-data';
 import { sourceFacts } from '../images/source-facts';
 import { locateImage } from './lookup';
 
-export async function resolveRequest({ connections, operations, hostId }: ActivityDeps, targetRepoId: string, request: PersistRequest): Promise<PersistStep> {
+export async function resolveRequest({ connections, operations, hostId, settings }: ActivityDeps, targetRepoId: string, request: PersistRequest): Promise<PersistStep> {
   const target = connections.byRepoId(targetRepoId);
   switch (request.op) {
     case 'create-virtual-disk': {
@@ -48,5 +49,8 @@ export async function resolveRequest({ connections, operations, hostId }: Activi
     }
     case 'mark-removed':
       return request;
+    case 'accept-fix':
+      // The signature is checked by the host the engine asked: a forged fix goes no further.
+      return { op: 'accept-fix', plan: openFix(request.data, target.header.uuid, settings.fixKey), operationId: request.operationId };
   }
 }

@@ -16,6 +16,7 @@ import { DiskflowError } from '../../api/errors';
 import * as qemuImg from '../qemu/qemu-img';
 import { copyRange, dataExtents, Endpoint, planRanges } from '../qemu/convert';
 import type { ActivityDeps } from '../deps';
+import { failpoint } from '../failpoints';
 import type { Repository } from '../repository/repository';
 import { readChain, readImage, readVolume, updateImage, writeVolume } from './image-store';
 import { ProgressReporter } from './progress';
@@ -153,6 +154,7 @@ export async function runCopyJob(deps: ActivityDeps, repo: Repository, imageId: 
         const advanced = await updateJob((j) => ({ ...j, copiedUpTo: range.end, doneBytes: j.doneBytes + range.dataBytes }));
         if (advanced === 'removed') return 'removed';
         current = advanced;
+        failpoint('copy.range-done');
       }
       await progress.settled();
 
@@ -174,6 +176,7 @@ export async function runCopyJob(deps: ActivityDeps, repo: Repository, imageId: 
     if (after.contentEpoch === current.source.contentEpoch) break;
   }
 
+  failpoint('copy.before-legal');
   await writeVolume(repo, { ...(await readVolume(repo, current.volumeId))!, legal: true });
   await progress.enter({ current: 2, total: 2 }, 100);
   return 'done';

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { DiskflowError } from '../../api/errors';
 import type { ImageKind, Strategy, UserData } from '../../api/values';
 import type { Repository } from '../repository/repository';
+import { failpoint } from '../failpoints';
 import { createImage, readImage } from './image-store';
 import { newImageRecord } from './new-image';
 import type { CopyJob, ImageRecord } from './records';
@@ -60,7 +61,10 @@ export async function persistCopy(repo: Repository, input: PersistCopyInput): Pr
     pending: { step: 'copy', job },
     stages: 2,
   });
-  if (await createImage(repo, record)) return true;
+  if (await createImage(repo, record)) {
+    failpoint('persist.image-created');
+    return true;
+  }
   return whatIsThere((await readImage(repo, input.imageId))!, input);
 }
 

@@ -7,10 +7,11 @@ import { Context } from '@temporalio/activity';
 import { DiskflowError } from '../../api/errors';
 import type { ActivityDeps, ImageStep } from '../deps';
 import type { Repository } from '../repository/repository';
+import { failpoint } from '../failpoints';
 import { assertNotBusy } from './claims';
 import { runCopyJob } from './copy-job';
 import { readChain, readImage, readVolume, updateImage, writeVolume } from './image-store';
-import { heartbeating, ProgressReporter } from './progress';
+import { ProgressReporter } from './progress';
 import type { ImageRecord, PendingWork } from './records';
 
 export type MendOutcome = 'usable' | 'removed';
@@ -41,14 +42,17 @@ async function createVolume(repo: Repository, image: ImageRecord, work: CreateVo
   };
   // Illegal before the first byte is written, legal only after the last.
   await writeVolume(repo, { ...volume, legal: false });
+  failpoint('mend.volume-illegal');
   await repo.createVolume({ volumeId: image.volumeId, format: work.format, size: image.size, parent, preallocate: work.preallocate }, signal);
+  failpoint('mend.volume-created');
   await writeVolume(repo, { ...volume, legal: true });
+  failpoint('mend.volume-legal');
 }
 
 export function createMendActivities(deps: ActivityDeps) {
   const { connections, operations, hostId } = deps;
   return {
-    mendImage: (input: ImageStep): Promise<MendOutcome> => heartbeating(() => mend(input)),
+    mendImage: (input: ImageStep): Promise<MendOutcome> => mend(input),
 
     /**
      * Records why work stopped (cancelled, paused, failed for a reason other than a crash) and

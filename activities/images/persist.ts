@@ -8,6 +8,8 @@
  */
 import type { ImageKind, Strategy, UserData } from '../../api/values';
 import type { ActivityDeps } from '../deps';
+import { acceptFix } from '../fixes/accept';
+import type { FixPlan } from '../fixes/plans';
 import type { LookupOptions } from '../host/lookup';
 import { persistCopy, PersistCopyInput } from './copy';
 import { markRemoved, RemovalMarked } from './remove';
@@ -39,19 +41,22 @@ export type PersistRequest =
       autoFix: boolean;
       lookup: LookupOptions;
     }
-  | { op: 'mark-removed'; imageId: string; operationId: string };
+  | { op: 'mark-removed'; imageId: string; operationId: string }
+  | { op: 'accept-fix'; data: string; operationId: string };
 
 export type PersistStep =
   | { op: 'create-virtual-disk'; input: PersistVirtualDiskInput }
   | { op: 'create-snapshot'; input: PersistSnapshotInput }
   | { op: 'copy-image'; input: PersistCopyInput }
-  | { op: 'mark-removed'; imageId: string; operationId: string };
+  | { op: 'mark-removed'; imageId: string; operationId: string }
+  | { op: 'accept-fix'; plan: FixPlan; operationId: string };
 
 export type Persisted =
   | { op: 'create-virtual-disk'; baseCopied: boolean }
   | { op: 'create-snapshot' }
   | { op: 'copy-image'; made: boolean }
-  | ({ op: 'mark-removed' } & RemovalMarked);
+  | ({ op: 'mark-removed' } & RemovalMarked)
+  | { op: 'accept-fix'; plan: FixPlan };
 
 export function createPersistActivities(deps: ActivityDeps) {
   return {
@@ -67,6 +72,9 @@ export function createPersistActivities(deps: ActivityDeps) {
           return { op: step.op, made: await persistCopy(repo, step.input) };
         case 'mark-removed':
           return { op: step.op, ...(await markRemoved(repo, step)) };
+        case 'accept-fix':
+          await acceptFix(repo, step.plan, step.operationId, deps.operations);
+          return { op: step.op, plan: step.plan };
       }
     },
   };

@@ -67,16 +67,3 @@ export class ProgressReporter {
   }
 }
 
-/**
- * Heartbeats while `work` runs, for steps whose tools report no progress (qemu-img create of a
- * large preallocated volume, a range of a copy that is mostly holes): a silent step would
- * otherwise be taken for a dead host after the heartbeat timeout.
- */
-export async function heartbeating<T>(work: () => Promise<T>, everyMs = 5000): Promise<T> {
-  const timer = setInterval(() => heartbeat(), everyMs);
-  try {
-    return await work();
-  } finally {
-    clearInterval(timer);
-  }
-}

@@ -4,6 +4,7 @@
  */
 import { DiskflowError } from '../../api/errors';
 import type { ActivityDeps, ImageStep } from '../deps';
+import { failpoint } from '../failpoints';
 import type { Repository } from '../repository/repository';
 import { listImageRecords, readChain, readImage, updateImage } from './image-store';
 import type { ImageRecord } from './records';
@@ -59,6 +60,7 @@ export async function markRemoved(repo: Repository, input: { imageId: string; op
     interrupted = img.operation && img.operation.id !== input.operationId ? img.operation.id : null;
     return { ...img, removed: { at: new Date().toISOString(), operationId: input.operationId }, operation: null };
   });
+  failpoint('remove.marked');
   return { interrupted };
 }
 
@@ -78,6 +80,7 @@ export function createRemoveActivities({ connections }: ActivityDeps) {
           if (live.has(volumeId)) continue;
           freedBytes += stored.get(volumeId) ?? 0;
           await repo.removeVolume(volumeId);
+          failpoint('clean.volume-removed');
           await repo.deleteRecord('volume', volumeId);
         }
         await repo.deleteRecord('image', input.imageId);

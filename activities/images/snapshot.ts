@@ -15,6 +15,7 @@ import { DiskflowError } from '../../api/errors';
 import type { ImageState } from '../../api/image-status';
 import type { UserData } from '../../api/values';
 import type { Repository } from '../repository/repository';
+import { failpoint } from '../failpoints';
 import { assertNotBusy, claimFor, OperationRegistry } from './claims';
 import { createImage, readImage, requireImage, updateImage } from './image-store';
 import { newImageRecord } from './new-image';
@@ -61,6 +62,7 @@ export async function persistSnapshot(repo: Repository, input: PersistSnapshotIn
         lastError: null,
         hostId: input.hostId,
       }));
+      failpoint('snapshot.disk-moved');
     }
     const snapshot = newImageRecord({
       imageId: input.snapshotId,

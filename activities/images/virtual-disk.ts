@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { DiskflowError, invalidArgument } from '../../api/errors';
 import type { Strategy, UserData } from '../../api/values';
 import type { Repository } from '../repository/repository';
+import { failpoint } from '../failpoints';
 import { persistCopy } from './copy';
 import { createImage, readImage } from './image-store';
 import { newImageRecord } from './new-image';
@@ -85,6 +86,7 @@ export async function persistVirtualDisk(repo: Repository, input: PersistVirtual
   if (!(await createImage(repo, record)) && (await readImage(repo, input.imageId))?.createdBy !== input.operationId) {
     throw new DiskflowError('STORAGE_ERROR', `image id ${input.imageId} is already taken in ${repo.location}`);
   }
+  failpoint('persist.image-created');
   return { baseCopied };
 }
 

@@ -8,7 +8,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { run } from '../process';
-import type { VolumeFormat } from './qemu-img';
+import { progressParser, VolumeFormat } from './qemu-img';
 
 export interface Endpoint {
   path: string;
@@ -107,14 +107,5 @@ export async function copyRange(source: Endpoint, target: Endpoint, range: CopyR
   if (target.directIo) args.push('-t', 'none');
   if (options.rateLimit) args.push('-r', String(options.rateLimit));
   args.push('--image-opts', await sliceSpec(source, range), '--target-image-opts', await sliceSpec(target, range));
-  let buffer = '';
-  await run('qemu-img', args, {
-    signal: options.signal,
-    onStdout: (chunk) => {
-      buffer = (buffer + chunk).slice(-200);
-      const matches = [...buffer.matchAll(/\((\d+(?:\.\d+)?)\/100%\)/g)];
-      const last = matches[matches.length - 1];
-      if (last) options.onProgress?.(Number(last[1]) / 100);
-    },
-  });
+  await run('qemu-img', args, { signal: options.signal, onStdout: progressParser(options.onProgress) });
 }

@@ -58,3 +58,32 @@ export async function check(path: string, format: VolumeFormat, runOptions?: Run
   });
   return JSON.parse(stdout) as CheckResult;
 }
+
+/**
+ * Commits `path` (a qcow2 overlay) into `base`, a volume below it in its chain, then empties it.
+ * Idempotent: committing again writes the same data.
+ */
+export async function commit(
+  path: string,
+  options: { base: string; directIo: boolean; signal?: AbortSignal; onProgress?: (fraction: number) => void },
+): Promise<void> {
+  const args = ['commit', '-p', '-f', 'qcow2', '-b', options.base];
+  if (options.directIo) args.push('-t', 'none');
+  args.push(path);
+  await run('qemu-img', args, { signal: options.signal, onStdout: progressParser(options.onProgress) });
+}
+
+/** Points a qcow2 overlay at another backing file whose content is the same (header only). */
+export async function rebaseUnsafe(path: string, backing: { file: string; format: VolumeFormat }, runOptions?: RunOptions): Promise<void> {
+  await run('qemu-img', ['rebase', '-u', '-f', 'qcow2', '-b', backing.file, '-F', backing.format, path], runOptions);
+}
+
+/** Reads `qemu-img -p` output ("    (42.00/100%)" lines) into fractions done. */
+export function progressParser(onProgress?: (fraction: number) => void): (chunk: string) => void {
+  let buffer = '';
+  return (chunk) => {
+    buffer = (buffer + chunk).slice(-200);
+    const matches = [...buffer.matchAll(/\((\d+(?:\.\d+)?)\/100%\)/g)];
+    if (matches.length) onProgress?.(Number(matches[matches.length - 1][1]) / 100);
+  };
+}

@@ -12,6 +12,7 @@ import { constants } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FormatTraits } from '../../api/formats';
+import { failpoint } from '../failpoints';
 import * as qemuImg from '../qemu/qemu-img';
 import type { VolumeFormat } from '../qemu/qemu-img';
 import { createFileExclusive, fsyncDirectory, readJson, removeFileDurably, writeFileAtomic } from './atomic-file';
@@ -122,6 +123,7 @@ export class FileRepository implements Repository {
       try {
         await rename(live, doomed);
         await fsyncDirectory(join(this.location, 'volumes'));
+        failpoint('volume.renamed-for-removal');
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       }
@@ -153,6 +155,21 @@ export class FileRepository implements Repository {
 
   async ensureCapacity(): Promise<void> {
     // A file grows as it is written.
+  }
+
+  async listStrayFiles(): Promise<{ name: string; ageMs: number; bytes: number }[]> {
+    const now = Date.now();
+    const files = [];
+    for (const name of await readdir(this.tmp)) {
+      const info = await stat(join(this.tmp, name)).catch(() => null);
+      if (info?.isFile()) files.push({ name, ageMs: now - info.mtimeMs, bytes: info.blocks * 512 });
+    }
+    return files;
+  }
+
+  async removeStrayFile(name: string): Promise<void> {
+    if (name.includes('/')) throw new Error(`not a stray file name: ${name}`);
+    await rm(join(this.tmp, name), { force: true });
   }
 
   async activate(volumeId: string, format: VolumeFormat): Promise<string> {

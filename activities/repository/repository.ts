@@ -63,6 +63,10 @@ export interface Repository {
   removeVolume(volumeId: string): Promise<void>;
   /** Volumes that physically exist, made or half-made, with the space they take. */
   listVolumes(): Promise<StoredVolume[]>;
+  /** Temporary files left by atomic writes whose writer died (never those still being written). */
+  listStrayFiles(): Promise<{ name: string; ageMs: number; bytes: number }[]>;
+  /** Removes one of the files listStrayFiles found. */
+  removeStrayFile(name: string): Promise<void>;
   /**
    * The name a qcow2 overlay records for its backing volume. qemu resolves it relative to the
    * directory of the path the overlay was opened by, so every format activates a volume's chain

@@ -22,8 +22,10 @@ export interface TestHost {
   process: ChildProcess;
   /** Stops the worker: SIGTERM (a clean stop) or SIGKILL (a crash). */
   stop(signal?: NodeJS.Signals): Promise<void>;
-  /** Starts the worker again on the same DISKFLOW_HOME. */
-  restart(): Promise<void>;
+  /** Starts the worker again on the same DISKFLOW_HOME, with `env` changed from its first start. */
+  restart(env?: Record<string, string>): Promise<void>;
+  /** Resolves when the worker process has exited (e.g. killed by a failpoint). */
+  exited(): Promise<void>;
 }
 
 const live = new Set<ChildProcess>();
@@ -92,9 +94,14 @@ export async function startHost(hostId: string, env: Record<string, string> = {}
     async stop(signal = 'SIGTERM') {
       await terminate(host.process, signal);
     },
-    async restart() {
+    async restart(changes = {}) {
       await terminate(host.process, 'SIGTERM');
-      host.process = await launch(hostId, home, logs, env);
+      host.process = await launch(hostId, home, logs, { ...env, ...changes });
+    },
+    exited() {
+      const child = host.process;
+      if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+      return new Promise((r) => child.once('exit', () => r()));
     },
   };
   return host;

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import type { RepoFormat } from '../../../api/formats';
 import { parseParam } from '../parse';
 import { withClient } from '../run';
+import { fixCommands } from './fixes';
 
 const say = (text: string) => () => process.stdout.write(`${text}\n`);
 
@@ -63,5 +64,6 @@ export function repoCommand(): Command {
       ),
     );
 
+  fixCommands(repo);
   return repo;
 }

@@ -1,8 +1,12 @@
 /**
- * Turns what activities throw into failures that carry an API error code: DiskflowError keeps
- * its code, a full file system becomes NO_SPACE, any other I/O error STORAGE_ERROR (retried).
- * Registered once on every worker, so no activity converts errors by hand.
+ * What every activity gets, registered once on every worker so no activity does it by hand:
+ *
+ * - a heartbeat every two seconds while it runs, so a host that dies mid-step is noticed by its
+ *   heartbeat timeout (10 s), whatever the step, and cancellation reaches it promptly;
+ * - failures that carry an API error code: DiskflowError keeps its code, a full file system
+ *   becomes NO_SPACE, any other I/O error STORAGE_ERROR (retried).
  */
+import { Context } from '@temporalio/activity';
 import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, Next } from '@temporalio/worker';
 import { ApplicationFailure } from '@temporalio/common';
 import { DiskflowError } from '../api/errors';
@@ -18,13 +22,19 @@ export function toCodedError(error: unknown): unknown {
   return error;
 }
 
-export class FailureCodeInterceptor implements ActivityInboundCallsInterceptor {
+const HEARTBEAT_EVERY_MS = 2000;
+
+export class ActivityDefaultsInterceptor implements ActivityInboundCallsInterceptor {
   async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
+    const context = Context.current();
+    const timer = setInterval(() => context.heartbeat(), HEARTBEAT_EVERY_MS);
     try {
       return await next(input);
     } catch (error) {
       if (error instanceof ApplicationFailure) throw error;
       throw toCodedError(error);
+    } finally {
+      clearInterval(timer);
     }
   }
 }

@@ -1,0 +1,60 @@
+/**
+ * One read of everything a repository holds: image and volume records and the volumes that
+ * physically exist. Checks work on this in memory, so a repository of ten thousand images is
+ * read once, not once per image.
+ */
+import { listImageRecords, listVolumeRecords } from '../images/image-store';
+import type { ImageRecord, VolumeRecord } from '../images/records';
+import type { Repository, StoredVolume } from '../repository/repository';
+
+export interface RepositoryScan {
+  repoUuid: string;
+  images: ImageRecord[];
+  volumes: Map<string, VolumeRecord>;
+  stored: Map<string, StoredVolume>;
+  /** Temporary files of atomic writes, with their age, left by writers that died. */
+  strayFiles: { name: string; ageMs: number; bytes: number }[];
+}
+
+export async function scanRepository(repo: Repository): Promise<RepositoryScan> {
+  const [images, volumes, stored, strayFiles] = await Promise.all([
+    listImageRecords(repo),
+    listVolumeRecords(repo),
+    repo.listVolumes(),
+    repo.listStrayFiles(),
+  ]);
+  return {
+    repoUuid: repo.header.uuid,
+    images,
+    volumes: new Map(volumes.map((v) => [v.volumeId, v])),
+    stored: new Map(stored.map((v) => [v.volumeId, v])),
+    strayFiles,
+  };
+}
+
+/** The chain from `volumeId` down to its base, from the scan's records; missing links end it. */
+export function chainIn(scan: RepositoryScan, volumeId: string): string[] {
+  const chain: string[] = [];
+  for (let id: string | null = volumeId; id && !chain.includes(id); id = scan.volumes.get(id)?.parentId ?? null) chain.push(id);
+  return chain;
+}
+
+/** The volumes an image needs (mirrors images/remove.ts volumesNeededBy, on the scan). */
+export function neededBy(scan: RepositoryScan, image: ImageRecord): Set<string> {
+  const needed = new Set<string>();
+  const roots = [image.volumeId];
+  if (image.pending?.step === 'create-volume' && image.pending.parentId) roots.push(image.pending.parentId);
+  if (image.optimizing) needed.add(image.optimizing.volumeId);
+  for (const root of roots) for (const id of chainIn(scan, root)) needed.add(id);
+  return needed;
+}
+
+/** For each volume, the images (not removed) that need it. */
+export function usersOfVolumes(scan: RepositoryScan): Map<string, string[]> {
+  const users = new Map<string, string[]>();
+  for (const image of scan.images) {
+    if (image.removed) continue;
+    for (const id of neededBy(scan, image)) users.set(id, [...(users.get(id) ?? []), image.imageId]);
+  }
+  return users;
+}

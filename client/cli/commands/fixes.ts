@@ -1,0 +1,96 @@
+/** `diskflow repo check` and `diskflow repo fix`: what is left to do on a repository, and doing it. */
+import { Command, Option } from 'commander';
+import { Bar, Presets } from 'cli-progress';
+import Table from 'cli-table3';
+import { DiskflowError, invalidArgument } from '../../../api/errors';
+import { Fix, FixType } from '../../../api/image-status';
+import { OperationProgress, PROGRESS_QUERY } from '../../../api/progress';
+import { parseInput } from '../../../api/validation';
+import type { StorageClient } from '../../storage-client';
+import { formatBytes } from '../output';
+import { parseJsonObject } from '../parse';
+import { withClient } from '../run';
+
+interface FixOutcome {
+  fix: Fix;
+  operationId: string | null;
+  outcome: 'done' | 'failed';
+  error?: { code: string; message: string };
+}
+
+export function printFixes(fixes: Fix[]): void {
+  if (!fixes.length) {
+    process.stdout.write('nothing to do\n');
+    return;
+  }
+  const table = new Table({ head: ['type', 'images', 'bytes', 'description'], colWidths: [10, 40, 12, 70], wordWrap: true, ...(process.stdout.isTTY ? {} : { style: { head: [], border: [] } }) });
+  for (const f of fixes) table.push([f.type, f.imageIds.join('\n') || '-', formatBytes(f.bytes), f.description]);
+  process.stdout.write(table.toString() + '\n');
+}
+
+/** Runs one fix to its end, drawing its progress on a terminal. */
+async function runFix(client: StorageClient, repoId: string, fix: Fix, hostId: string | undefined): Promise<FixOutcome> {
+  let operationId: string | null = null;
+  const bar = process.stderr.isTTY ? new Bar({ format: ` ${fix.type} [{bar}] {percentage}% {state}`, stream: process.stderr }, Presets.shades_classic) : undefined;
+  try {
+    ({ operationId } = await client.fixStorageRepository(repoId, fix, hostId ? { hostId } : {}));
+    bar?.start(100, 0, { state: '' });
+    const handle = client.temporal.workflow.getHandle(operationId);
+    const done = client.waitForOperation(operationId);
+    let finished = false;
+    void done.then(
+      () => (finished = true),
+      () => (finished = true),
+    );
+    while (!finished && bar) {
+      const progress = await handle.query<OperationProgress>(PROGRESS_QUERY).catch(() => null);
+      if (progress?.step) bar.update(Math.max(0, progress.step.percentComplete), { state: `stage ${progress.step.stage.current}/${progress.step.stage.total}${progress.state === 'paused' ? ' paused' : ''}` });
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await done;
+    bar?.update(100);
+    return { fix, operationId, outcome: 'done' };
+  } catch (error) {
+    const e = error instanceof DiskflowError ? error : new DiskflowError('STORAGE_ERROR', String(error));
+    return { fix, operationId, outcome: 'failed', error: { code: e.code, message: e.message } };
+  } finally {
+    bar?.stop();
+  }
+}
+
+export function fixCommands(repo: Command): void {
+  repo
+    .command('check <repoId>')
+    .description('list what is left to do on a repository: clean, optimize, merge and mend fixes')
+    .action(withClient((client, repoId: string) => client.checkStorageRepository(repoId), (fixes) => printFixes(fixes)));
+
+  repo
+    .command('fix <repoId> [fixJson]')
+    .description('run one fix (the JSON of a fix from `repo check --json`), all fixes of a type, or all')
+    .option('--all', 'run every fix the check returns')
+    .addOption(new Option('--type <type>', 'run every fix of this type').choices(['clean', 'optimize', 'merge', 'mend']))
+    .option('--host <hostId>', 'run the fixes\' I/O on this host')
+    .action(
+      withClient(
+        async (client, repoId: string, fixJson: string | undefined, o: { all?: boolean; type?: FixType; host?: string }) => {
+          const ways = [o.all, o.type, fixJson].filter(Boolean).length;
+          if (ways !== 1) throw invalidArgument('give exactly one of --all, --type T, or a fix as JSON');
+          const fixes = fixJson
+            ? [parseInput(Fix, parseJsonObject(fixJson, 'fix'), 'fix')]
+            : (await client.checkStorageRepository(repoId)).filter((f) => o.all || f.type === o.type);
+          const outcomes: FixOutcome[] = [];
+          for (const fix of fixes) outcomes.push(await runFix(client, repoId, fix, o.host));
+          if (outcomes.some((r) => r.outcome === 'failed')) process.exitCode = 1;
+          return outcomes;
+        },
+        (outcomes) => {
+          if (!outcomes.length) process.stdout.write('nothing to do\n');
+          for (const r of outcomes) {
+            const mark = r.outcome === 'done' ? 'done  ' : 'FAILED';
+            process.stdout.write(`${mark} ${r.fix.type.padEnd(8)} ${r.fix.description}${r.operationId ? ` (${r.operationId})` : ''}\n`);
+            if (r.error) process.stderr.write(`${r.error.code}: ${r.error.message}\n`);
+          }
+        },
+      ),
+    );
+}

@@ -1,0 +1,60 @@
+import { workflowInfo } from '@temporalio/workflow';
+import type { FixPlan } from '../activities/fixes/plans';
+import type { RepositoryRef } from '../activities/host/repositories';
+import { FixStartedOutput, FixStorageRepositoryInput } from '../api/operations';
+import { hostTaskQueue } from '../api/task-queues';
+import { operationControl } from './control';
+import { validate } from './failures';
+import { mendImage } from './fix-steps';
+import { answerOncePersisted } from './persisted';
+import { persistStep } from './persist-step';
+import { forFixes, onObjectManager } from './routing';
+import { tagOperation } from './tags';
+
+/**
+ * fixStorageRepository(repositoryId, fix, options): accept the fix (its data authentic and still
+ * current, the images it works on claimed) and return the operation's id; then carry it out,
+ * on `options.hostId` when given, with the same progress, pause and cancel as any operation.
+ */
+export async function fixStorageRepository(input: FixStorageRepositoryInput): Promise<FixStartedOutput> {
+  const answer = answerOncePersisted<FixStartedOutput>();
+  const control = operationControl();
+  const operationId = workflowInfo().workflowId;
+  const { request, repo, plan } = await answer.persisting(
+    async () => {
+      const request = validate(FixStorageRepositoryInput, input);
+      tagOperation({ operation: 'fixStorageRepository', repo: request.repositoryId, image: request.fix.imageIds[0], host: request.options.hostId ?? request.hostId });
+      const { repo, persisted } = await persistStep(request.hostId, request.repositoryId, { op: 'accept-fix', data: request.fix.data, operationId });
+      return { request, repo, plan: persisted.plan };
+    },
+    () => ({ operationId }),
+  );
+  // The engine may put the I/O on a host of its choice; a copy from another repository needs
+  // a host with both connected, which the caller's host is.
+  const chosen = request.options.hostId ? hostTaskQueue(request.options.hostId) : undefined;
+  const crossRepo = plan.type === 'mend' && plan.copyFrom ? hostTaskQueue(request.hostId) : undefined;
+  await carryOut(repo, plan, operationId, control, chosen ?? crossRepo);
+  control.done();
+  return answer.done({ operationId });
+}
+
+async function carryOut(repo: RepositoryRef, plan: FixPlan, operationId: string, control: ReturnType<typeof operationControl>, taskQueue?: string): Promise<void> {
+  const repoUuid = repo.repoUuid;
+  switch (plan.type) {
+    case 'clean':
+      if (plan.action === 'orphans') await onObjectManager(repo).cleanOrphans({ repoUuid, volumes: plan.volumes, strays: plan.strays });
+      else await onObjectManager(repo).cleanRemovedImage({ repoUuid, imageId: plan.imageId, operationId });
+      return;
+    case 'mend':
+      await control.fix(repo, plan.imageId, () => mendImage(repo, plan.imageId, taskQueue));
+      return;
+    case 'optimize':
+      await control.fix(repo, plan.imageId, () => forFixes(repo, taskQueue).optimizeImage({ repoUuid, imageId: plan.imageId, operationId }));
+      return;
+    case 'merge':
+      await control.fix(repo, plan.imageId, () =>
+        forFixes(repo, taskQueue).mergeVolumes({ repoUuid, imageId: plan.imageId, operationId, upper: plan.upper, lower: plan.lower }),
+      );
+      return;
+  }
+}
