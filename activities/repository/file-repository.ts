@@ -9,14 +9,15 @@
  *   tmp/                       temporary files of atomic writes
  */
 import { constants } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readdir, rename, rm, statfs } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import type { FormatTraits } from '../../api/formats';
 import { failpoint } from '../failpoints';
 import * as qemuImg from '../qemu/qemu-img';
 import type { VolumeFormat } from '../qemu/qemu-img';
 import { createFileExclusive, fsyncDirectory, readJson, removeFileDurably, writeFileAtomic } from './atomic-file';
 import { KeyedLock } from './keyed-lock';
+import { readJsonFiles, statFiles } from './bulk-read';
 import type { RecordKind, Repository, RepositoryHeader, StoredVolume, VolumeSpec } from './repository';
 
 export const HEADER_FILE = 'diskflow-repository.json';
@@ -78,8 +79,7 @@ export class FileRepository implements Repository {
   async listRecords(kind: RecordKind): Promise<unknown[]> {
     const dir = join(this.location, RECORD_DIRS[kind]);
     const names = (await readdir(dir)).filter((n) => n.endsWith('.json'));
-    const records = await Promise.all(names.map((n) => readJson(join(dir, n))));
-    return records.filter((r) => r !== null);
+    return readJsonFiles(names.map((n) => join(dir, n)));
   }
 
   createRecord(kind: RecordKind, id: string, value: unknown): Promise<boolean> {
@@ -134,14 +134,9 @@ export class FileRepository implements Repository {
 
   async listVolumes(): Promise<StoredVolume[]> {
     const dir = join(this.location, 'volumes');
-    const volumes: StoredVolume[] = [];
-    for (const name of await readdir(dir)) {
-      const match = VOLUME_DATA.exec(name);
-      if (!match) continue;
-      const info = await stat(join(dir, name)).catch(() => null);
-      if (info) volumes.push({ volumeId: match[2], allocatedBytes: info.blocks * 512 });
-    }
-    return volumes;
+    const names = (await readdir(dir)).filter((name) => VOLUME_DATA.test(name));
+    const facts = await statFiles(names.map((name) => join(dir, name)));
+    return facts.map(({ path, allocatedBytes }) => ({ volumeId: VOLUME_DATA.exec(basename(path))![2], allocatedBytes }));
   }
 
   readsAsZero(): boolean {
@@ -159,12 +154,8 @@ export class FileRepository implements Repository {
 
   async listStrayFiles(): Promise<{ name: string; ageMs: number; bytes: number }[]> {
     const now = Date.now();
-    const files = [];
-    for (const name of await readdir(this.tmp)) {
-      const info = await stat(join(this.tmp, name)).catch(() => null);
-      if (info?.isFile()) files.push({ name, ageMs: now - info.mtimeMs, bytes: info.blocks * 512 });
-    }
-    return files;
+    const facts = await statFiles((await readdir(this.tmp)).map((name) => join(this.tmp, name)));
+    return facts.filter((f) => f.isFile).map((f) => ({ name: basename(f.path), ageMs: now - f.mtimeMs, bytes: f.allocatedBytes }));
   }
 
   async removeStrayFile(name: string): Promise<void> {
