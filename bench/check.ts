@@ -110,7 +110,7 @@ export function populate(root: string, count: number): Record<string, number> {
 
 /** A real `diskflow worker` process, so its memory is the worker's alone. */
 async function startWorker(home: string, address: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'diskflow'), 'worker', '--host-id', 'bench'], {
+  const child = spawn(join(PROJECT_ROOT, 'bin', 'diskflow'), ['worker', '--host-id', 'bench'], {
     env: { ...process.env, TEMPORAL_ADDRESS: address, DISKFLOW_HOME: home, DISKFLOW_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

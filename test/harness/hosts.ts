@@ -43,7 +43,7 @@ export function testEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 }
 
 function launch(hostId: string, home: string, logs: Record<string, unknown>[], env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [DISKFLOW_BIN, 'worker', '--host-id', hostId], {
+  const child = spawn(DISKFLOW_BIN, ['worker', '--host-id', hostId], {
     env: testEnv({ DISKFLOW_HOME: home, ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
