@@ -29,13 +29,16 @@ const waitUsable = async (client: StorageClient, repo: string, imageId: string) 
   }
 };
 
+// Repositories the scenarios make for themselves; removed with the rest at the end.
+const scratch = mkdtempSync(join(tmpdir(), 'rec-scratch-'));
+
 const scenarios: Scenario[] = [
-  ['init-ok', (c) => c.initStorageRepository('localfs-1.0', { path: mkdtempSync(join(tmpdir(), 'rec-')) })],
+  ['init-ok', (c) => c.initStorageRepository('localfs-1.0', { path: mkdtempSync(join(scratch, 'repo-')) })],
   ['init-not-empty', (c, { path }) => c.initStorageRepository('localfs-1.0', { path })],
   [
     'connect-ok',
     async (c) => {
-      const fresh = mkdtempSync(join(tmpdir(), 'rec-'));
+      const fresh = mkdtempSync(join(scratch, 'repo-'));
       await c.initStorageRepository('localfs-1.0', { path: fresh });
       await c.connectStorageRepository('rec-2', 'localfs-1.0', { path: fresh });
     },
@@ -168,6 +171,7 @@ async function main(): Promise<void> {
     await server.stop();
     rmSync(home, { recursive: true, force: true });
     rmSync(path, { recursive: true, force: true });
+    rmSync(scratch, { recursive: true, force: true });
   }
 }
 
