@@ -117,7 +117,7 @@ async function main(): Promise<void> {
       [
         `bench/copy: copyImage end to end (call to usable), localfs to localfs on one file system, median of ${rounds} rounds`,
         describeMachine({ storage: `${scratch} (${execFileSync('df', ['--output=fstype', scratch], { encoding: 'utf8' }).split('\n')[1].trim()})` }),
-        `dense ${dataGiB} GiB: bare qemu-img convert -t none -T none -W ${b.toFixed(2)} s (${((dataGiB * 1024) / b).toFixed(0)} MiB/s); diskflow copyImage ${o.toFixed(2)} s; ratio ${(o / b).toFixed(2)} (goal <= 1.10)`,
+        `dense ${dataGiB} GiB: bare qemu-img convert -t none -T none -W ${b.toFixed(2)} s (${((dataGiB * 1024) / b).toFixed(0)} MiB/s); diskflow copyImage ${o.toFixed(2)} s; ratio ${(o / b).toFixed(2)} (goal <= 1.10); first copy, before the host knows its pace: ratio ${(ours[0] / bare[0]).toFixed(2)}`,
         `fixed cost of a copy (1 MiB image, call to usable): ${(median(tinyTimes) * 1000).toFixed(0)} ms`,
         `sparse: 40 GiB virtual with 1 GiB of data ${median(sparseTimes).toFixed(2)} s; 1 GiB disk with the same data ${median(packedTimes).toFixed(2)} s; ratio ${(median(sparseTimes) / median(packedTimes)).toFixed(2)} (goal <= 1.2)`,
       ].join('\n') + '\n',
