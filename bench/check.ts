@@ -31,10 +31,10 @@ const arg = (name: string, fallback: string) => {
 };
 
 /** Kernel-reported memory of a process, in MiB: resident now and its high-water mark. */
-function memoryOf(pid: number): { rss: number; peak: number } {
+function memoryOf(pid: number): { rss: number; peak: number; anon: number; file: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
+  return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024, anon: kib('RssAnon') / 1024, file: kib('RssFile') / 1024 };
 }
 
 /** Lays out `count` images in a file repository, the way diskflow's records describe them. */
@@ -154,9 +154,9 @@ async function main(): Promise<void> {
         `bench/check: checkStorageRepository through the client on a localfs repository of ${count} images, ${rounds} rounds`,
         describeMachine({ repository: `${path} (written in ${populateSeconds.toFixed(1)} s)` }),
         `mix: ${Object.entries(mix).map(([k, v]) => `${v} ${k}`).join(', ')}`,
-        `fixes found: ${Object.entries(byType).map(([k, v]) => `${v} ${k}`).join(', ')}`,
+        `fixes found: ${Object.entries(byType).map(([k, v]) => `${v} ${k}`).join(', ')} (${(JSON.stringify(fixes).length / 2 ** 20).toFixed(1)} MiB as JSON)`,
         `check time: median ${percentile(sorted, 50).toFixed(2)} s, slowest ${sorted[sorted.length - 1].toFixed(2)} s, first (cold) ${times[0].toFixed(2)} s (goal < 2 s)`,
-        `worker memory: ${idle.rss.toFixed(0)} MiB resident before, peak ${after.peak.toFixed(0)} MiB (goal < 200 MB), ${after.rss.toFixed(0)} MiB after`,
+        `worker memory: ${idle.rss.toFixed(0)} MiB resident before, peak ${after.peak.toFixed(0)} MiB (goal < 200 MB), ${after.rss.toFixed(0)} MiB after (${after.anon.toFixed(0)} MiB own, ${after.file.toFixed(0)} MiB mapped files such as the Temporal core library)`,
       ].join('\n') + '\n',
     );
   } finally {

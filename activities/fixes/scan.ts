@@ -17,19 +17,12 @@ export interface RepositoryScan {
 }
 
 export async function scanRepository(repo: Repository): Promise<RepositoryScan> {
-  const [images, volumes, stored, strayFiles] = await Promise.all([
-    listImageRecords(repo),
-    listVolumeRecords(repo),
-    repo.listVolumes(),
-    repo.listStrayFiles(),
-  ]);
-  return {
-    repoUuid: repo.header.uuid,
-    images,
-    volumes: new Map(volumes.map((v) => [v.volumeId, v])),
-    stored: new Map(stored.map((v) => [v.volumeId, v])),
-    strayFiles,
-  };
+  // One after the other: the reads are synchronous batches anyway, and the raw JSON of one
+  // kind is garbage before the next is read, which keeps a host worker's peak memory down.
+  const images = await listImageRecords(repo);
+  const volumes = new Map((await listVolumeRecords(repo)).map((v) => [v.volumeId, v]));
+  const stored = new Map((await repo.listVolumes()).map((v) => [v.volumeId, v]));
+  return { repoUuid: repo.header.uuid, images, volumes, stored, strayFiles: await repo.listStrayFiles() };
 }
 
 /** The chain from `volumeId` down to its base, from the scan's records; missing links end it. */

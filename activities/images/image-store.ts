@@ -33,13 +33,11 @@ export async function requireImage(repo: Repository, imageId: string): Promise<I
 
 /** Every image record, removed ones included. Corrupt records are reported, not skipped. */
 export async function listImageRecords(repo: Repository): Promise<ImageRecord[]> {
-  const raw = await repo.listRecords('image');
-  return raw.map((r) => parseRecord(ImageRecord, r, 'an image record', repo));
+  return repo.listRecords('image', (r) => parseRecord(ImageRecord, r, 'an image record', repo));
 }
 
 export async function listVolumeRecords(repo: Repository): Promise<VolumeRecord[]> {
-  const raw = await repo.listRecords('volume');
-  return raw.map((r) => parseRecord(VolumeRecord, r, 'a volume record', repo));
+  return repo.listRecords('volume', (r) => parseRecord(VolumeRecord, r, 'a volume record', repo));
 }
 
 export async function createImage(repo: Repository, image: ImageRecord): Promise<boolean> {

@@ -9,6 +9,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 const BATCH = 200;
+const GONE = Symbol('gone');
 
 async function inBatches<T, R>(items: readonly T[], each: (item: T) => R): Promise<R[]> {
   const results: R[] = [];
@@ -19,17 +20,19 @@ async function inBatches<T, R>(items: readonly T[], each: (item: T) => R): Promi
   return results;
 }
 
-/** Parsed JSON of each file; files gone meanwhile (removed by another step) are left out. */
-export async function readJsonFiles(paths: readonly string[]): Promise<unknown[]> {
+/** `parse` of each file's JSON; files gone meanwhile (removed by another step) are left out. */
+export async function readJsonFiles<T>(paths: readonly string[], parse: (raw: unknown) => T): Promise<T[]> {
   const parsed = await inBatches(paths, (path) => {
+    let text: string;
     try {
-      return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+      text = readFileSync(path, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return GONE;
       throw error;
     }
+    return parse(JSON.parse(text));
   });
-  return parsed.filter((value) => value !== undefined);
+  return parsed.filter((value): value is T => value !== GONE);
 }
 
 export interface FileFacts {

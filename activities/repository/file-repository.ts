@@ -76,10 +76,10 @@ export class FileRepository implements Repository {
     return readJson(this.recordPath(kind, id));
   }
 
-  async listRecords(kind: RecordKind): Promise<unknown[]> {
+  async listRecords<T>(kind: RecordKind, parse: (raw: unknown) => T): Promise<T[]> {
     const dir = join(this.location, RECORD_DIRS[kind]);
     const names = (await readdir(dir)).filter((n) => n.endsWith('.json'));
-    return readJsonFiles(names.map((n) => join(dir, n)));
+    return readJsonFiles(names.map((n) => join(dir, n)), parse);
   }
 
   createRecord(kind: RecordKind, id: string, value: unknown): Promise<boolean> {

@@ -43,7 +43,11 @@ export interface Repository {
 
   /** Small metadata records, each replaced atomically. */
   readRecord(kind: RecordKind, id: string): Promise<unknown | null>;
-  listRecords(kind: RecordKind): Promise<unknown[]>;
+  /**
+   * Every record of a kind, each passed through `parse` as soon as it is read, so a scan of
+   * thousands of records never holds them twice (raw and parsed).
+   */
+  listRecords<T>(kind: RecordKind, parse: (raw: unknown) => T): Promise<T[]>;
   /** Creates a record that must not exist yet; resolves false if it already did. */
   createRecord(kind: RecordKind, id: string, value: unknown): Promise<boolean>;
   writeRecord(kind: RecordKind, id: string, value: unknown): Promise<void>;
