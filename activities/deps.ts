@@ -25,6 +25,11 @@ export interface HostSettings {
   progressIntervalMs: number;
   /** Chains longer than this are offered an optimize fix that collapses them. */
   maxChainLength: number;
+  /**
+   * The most a check answers at once, as JSON: Temporal refuses payloads over 2 MB by default.
+   * The most urgent fixes come first; once they are run, the next check returns the rest.
+   */
+  checkAnswerBytes: number;
   /** The key that signs fix data (DISKFLOW_FIX_KEY, shared by a cluster). */
   fixKey: Buffer;
 }

@@ -227,6 +227,30 @@ describe('check and fix', () => {
     expect(bad.stderr).toMatch(/^INVALID_ARGUMENT/);
   });
 
+  it('a check answers the most urgent fixes that fit in one answer; repo fix --all checks again until all are done', async () => {
+    // A host whose answers hold about two fixes stands in for a repository with thousands.
+    await startHost('fix-small', { DISKFLOW_CHECK_ANSWER_BYTES: '1500', DISKFLOW_FIX_KEY: 'test-cluster-key' });
+    const small = await clientFor('fix-small');
+    try {
+      await localRepository(small, 'many');
+      const ids: string[] = [];
+      for (let n = 0; n < 5; n++) ids.push(await small.createVirtualDisk('many', MiB));
+      await Promise.all(ids.map((id) => eventually(() => small.getImageStatus('many', id), (x) => x.status === 'optimized')));
+      for (const id of ids) await small.removeImage('many', id, { autoFix: false });
+      const first = await small.checkStorageRepository('many');
+      expect(first.length).toBeGreaterThan(0);
+      expect(first.length).toBeLessThan(5);
+      expect(JSON.stringify(first).length).toBeLessThanOrEqual(1500);
+      const fixed = await diskflow(['repo', 'fix', 'many', '--all', '--json'], { DISKFLOW_HOST_ID: 'fix-small' });
+      const outcomes = JSON.parse(fixed.stdout) as { outcome: string; fix: Fix }[];
+      expect(outcomes.map((r) => r.outcome)).toEqual(ids.map(() => 'done'));
+      expect(outcomes.flatMap((r) => r.fix.imageIds).sort()).toEqual([...ids].sort());
+      expect(await small.checkStorageRepository('many')).toEqual([]);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('leaves every qcow2 volume clean by qemu-img check', () => {
     expect(uncleanVolumes(path)).toEqual([]);
   });

@@ -75,11 +75,25 @@ export function fixCommands(repo: Command): void {
         async (client, repoId: string, fixJson: string | undefined, o: { all?: boolean; type?: FixType; host?: string }) => {
           const ways = [o.all, o.type, fixJson].filter(Boolean).length;
           if (ways !== 1) throw invalidArgument('give exactly one of --all, --type T, or a fix as JSON');
-          const fixes = fixJson
-            ? [parseInput(Fix, parseJsonObject(fixJson, 'fix'), 'fix')]
-            : (await client.checkStorageRepository(repoId)).filter((f) => o.all || f.type === o.type);
           const outcomes: FixOutcome[] = [];
-          for (const fix of fixes) outcomes.push(await runFix(client, repoId, fix, o.host));
+          if (fixJson) {
+            outcomes.push(await runFix(client, repoId, parseInput(Fix, parseJsonObject(fixJson, 'fix'), 'fix'), o.host));
+          } else {
+            // A check answers at most a few thousand fixes, the most urgent first, and fixes done
+            // may make others possible: check again until it offers nothing not already tried, or
+            // a whole round failed (a fix that fails again and again is reported, not looped on).
+            const tried = new Set<string>();
+            for (let progress = true; progress; ) {
+              const fixes = (await client.checkStorageRepository(repoId)).filter((f) => (o.all || f.type === o.type) && !tried.has(f.data));
+              progress = false;
+              for (const fix of fixes) {
+                tried.add(fix.data);
+                const outcome = await runFix(client, repoId, fix, o.host);
+                outcomes.push(outcome);
+                progress ||= outcome.outcome === 'done';
+              }
+            }
+          }
           if (outcomes.some((r) => r.outcome === 'failed')) process.exitCode = 1;
           return outcomes;
         },
