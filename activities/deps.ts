@@ -26,10 +26,10 @@ export interface HostSettings {
   /** Chains longer than this are offered an optimize fix that collapses them. */
   maxChainLength: number;
   /**
-   * The most a check answers at once, as JSON: Temporal refuses payloads over 2 MB by default.
-   * The most urgent fixes come first; once they are run, the next check returns the rest.
+   * The most one answer holds, as JSON (Temporal refuses payloads over 2 MB by default): a check
+   * answers the most urgent fixes that fit, a listing of images comes in pages of this size.
    */
-  checkAnswerBytes: number;
+  answerBytes: number;
   /** The key that signs fix data (DISKFLOW_FIX_KEY, shared by a cluster). */
   fixKey: Buffer;
 }

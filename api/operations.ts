@@ -55,6 +55,14 @@ export const RemoveImageInput = z.strictObject({
 });
 export const ImageRefInput = z.strictObject({ ...onHost, repositoryId: RepoId, imageId: ImageId });
 export const ListImagesInput = z.strictObject({ ...onHost, repositoryId: RepoId });
+/** Where a page of a listing starts: the `next` of the page before it (opaque to callers). */
+export const PageCursor = z
+  .string({ error: 'must be the `next` of an earlier page' })
+  .max(128)
+  .regex(/^[0-9:.TZ+-]{1,40}\/[0-9a-f-]{36}$/, { error: 'must be the `next` of an earlier page' });
+export const ListImagesPageInput = z.strictObject({ ...onHost, repositoryId: RepoId, after: PageCursor.nullable().default(null) });
+/** A page of a listing: as many images as fit in one answer, and where the next page starts (null: none). */
+export const ImagesPage = z.object({ images: z.array(ImageStatus), next: PageCursor.nullable() });
 export const CheckStorageRepositoryInput = z.strictObject({
   ...onHost,
   repositoryId: RepoId,
@@ -81,6 +89,8 @@ export type CopyImageInput = z.input<typeof CopyImageInput>;
 export type RemoveImageInput = z.input<typeof RemoveImageInput>;
 export type ImageRefInput = z.input<typeof ImageRefInput>;
 export type ListImagesInput = z.input<typeof ListImagesInput>;
+export type ListImagesPageInput = z.input<typeof ListImagesPageInput>;
+export type ImagesPage = z.infer<typeof ImagesPage>;
 export type CheckStorageRepositoryInput = z.input<typeof CheckStorageRepositoryInput>;
 export type FixStorageRepositoryInput = z.input<typeof FixStorageRepositoryInput>;
 export type NewImageOutput = z.infer<typeof NewImageOutput>;
@@ -101,6 +111,7 @@ export const WORKFLOW_CONTRACTS = {
   removeImage: { input: RemoveImageInput, output: NoOutput },
   getImageStatus: { input: ImageRefInput, output: ImageStatus },
   listImages: { input: ListImagesInput, output: z.array(ImageStatus) },
+  listImagesPage: { input: ListImagesPageInput, output: ImagesPage },
   prepareImage: { input: ImageRefInput, output: PreparedImage },
   teardownImage: { input: ImageRefInput, output: NoOutput },
   checkStorageRepository: { input: CheckStorageRepositoryInput, output: z.array(Fix) },

@@ -28,7 +28,8 @@ import {
   GetStorageRepositoryConstraintsInput,
   ImageRefInput,
   InitStorageRepositoryInput,
-  ListImagesInput,
+  ImagesPage,
+  ListImagesPageInput,
   PERSISTED_UPDATE,
   RemoveImageInput,
   WORKFLOW_CONTRACTS,
@@ -123,8 +124,20 @@ export class StorageClient {
     return this.call('getImageStatus', this.check(ImageRefInput, { hostId: this.hostId, repositoryId, imageId }));
   }
 
+  /** Every image of the repository that is not removed, oldest first, fetched a page (one answer) at a time. */
   async listImages(repositoryId: string): Promise<ImageStatus[]> {
-    return this.call('listImages', this.check(ListImagesInput, { hostId: this.hostId, repositoryId }));
+    const images: ImageStatus[] = [];
+    for (let after: string | null = null; ; ) {
+      const page = await this.listImagesPage(repositoryId, after);
+      images.push(...page.images);
+      if (!page.next) return images;
+      after = page.next;
+    }
+  }
+
+  /** The images after `after` (the `next` of the page before; null: from the first), as many as fit in one answer. */
+  async listImagesPage(repositoryId: string, after: string | null = null): Promise<ImagesPage> {
+    return this.call('listImagesPage', this.check(ListImagesPageInput, { hostId: this.hostId, repositoryId, after }));
   }
 
   async prepareImage(repositoryId: string, imageId: string, options: { hostId?: string } = {}): Promise<PreparedImage> {

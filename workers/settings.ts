@@ -8,8 +8,8 @@ export function hostSettings(fixKey: Buffer, env: NodeJS.ProcessEnv = process.en
   return {
     fixKey,
     maxChainLength: env.DISKFLOW_MAX_CHAIN ? Number(env.DISKFLOW_MAX_CHAIN) : 8,
-    // 1.5 MiB: the answer crosses Temporal twice (activity result, workflow result); ~2,500 fixes.
-    checkAnswerBytes: env.DISKFLOW_CHECK_ANSWER_BYTES ? parseSize(env.DISKFLOW_CHECK_ANSWER_BYTES, 'DISKFLOW_CHECK_ANSWER_BYTES') : 1.5 * 2 ** 20,
+    // 1.5 MiB: an answer crosses Temporal twice (activity result, workflow result); ~2,500 fixes.
+    answerBytes: env.DISKFLOW_ANSWER_BYTES ? parseSize(env.DISKFLOW_ANSWER_BYTES, 'DISKFLOW_ANSWER_BYTES') : 1.5 * 2 ** 20,
     copyChunkBytes: env.DISKFLOW_COPY_CHUNK ? parseSize(env.DISKFLOW_COPY_CHUNK, 'DISKFLOW_COPY_CHUNK') : GiB,
     copyRangeSeconds: env.DISKFLOW_COPY_RANGE_SECONDS ? Number(env.DISKFLOW_COPY_RANGE_SECONDS) : 10,
     copyRateLimit: env.DISKFLOW_COPY_RATE_LIMIT ? parseSize(env.DISKFLOW_COPY_RATE_LIMIT, 'DISKFLOW_COPY_RATE_LIMIT') : null,

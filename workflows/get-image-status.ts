@@ -1,5 +1,5 @@
 import type { ImageStatus } from '../api/image-status';
-import { ImageRefInput, ListImagesInput } from '../api/operations';
+import { ImageRefInput, ImagesPage, ListImagesInput, ListImagesPageInput } from '../api/operations';
 import { validate, withCodes } from './failures';
 import { onHost } from './routing';
 import { tagOperation } from './tags';
@@ -16,4 +16,15 @@ export async function listImages(input: ListImagesInput): Promise<ImageStatus[]>
   const { hostId, repositoryId } = validate(ListImagesInput, input);
   tagOperation({ operation: 'listImages', repo: repositoryId, host: hostId });
   return withCodes(() => onHost(hostId).listImageStatuses({ repoId: repositoryId }));
+}
+
+/**
+ * listImagesPage(repositoryId, after): the images after `after`, as many as fit in one answer
+ * (Temporal's payloads are limited), and where the next page starts. listImages of the client
+ * pages through a repository of any size with it.
+ */
+export async function listImagesPage(input: ListImagesPageInput): Promise<ImagesPage> {
+  const { hostId, repositoryId, after } = validate(ListImagesPageInput, input);
+  tagOperation({ operation: 'listImagesPage', repo: repositoryId, host: hostId });
+  return withCodes(() => onHost(hostId).listImageStatusPage({ repoId: repositoryId, after }));
 }

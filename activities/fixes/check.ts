@@ -1,6 +1,7 @@
 /** checkStorageRepository: a read-only scan, analysed into fixes whose data is signed. */
 import { log } from '@temporalio/activity';
 import type { Fix } from '../../api/image-status';
+import { fitAnswer } from '../answer-size';
 import type { ActivityDeps } from '../deps';
 import { analyse } from './analysis';
 import { signFix } from './fix-data';
@@ -11,18 +12,6 @@ const STRAY_AGE_MS = 10 * 60 * 1000;
 
 /** Types in the order `fix --all` runs them: mends first (they may make images others wait on), cleans last. */
 const ORDER: Record<Fix['type'], number> = { mend: 0, merge: 1, optimize: 2, clean: 3 };
-
-/** The first fixes whose JSON (as an array) fits in `budget` bytes. */
-export function fitAnswer(fixes: Fix[], budget: number): Fix[] {
-  let used = 1; // "[" and "]", and a comma after every fix but the last
-  const kept: Fix[] = [];
-  for (const fix of fixes) {
-    used += Buffer.byteLength(JSON.stringify(fix)) + 1;
-    if (used > budget) break;
-    kept.push(fix);
-  }
-  return kept;
-}
 
 export function createCheckActivities({ connections, operations, settings }: ActivityDeps) {
   return {
@@ -36,9 +25,9 @@ export function createCheckActivities({ connections, operations, settings }: Act
       const all = fixes
         .map(({ plan, type, imageIds, description, bytes }) => ({ type, imageIds, description, bytes, data: signFix(plan, scan.repoUuid, settings.fixKey) }))
         .sort((a, b) => ORDER[a.type] - ORDER[b.type]);
-      const answer = fitAnswer(all, settings.checkAnswerBytes);
+      const answer = fitAnswer(all, settings.answerBytes);
       if (answer.length < all.length) {
-        log.warn(`check of ${repoId} answers ${answer.length} of ${all.length} fixes, the most urgent first (one answer holds at most ${settings.checkAnswerBytes} bytes); run them and check again for the rest`);
+        log.warn(`check of ${repoId} answers ${answer.length} of ${all.length} fixes, the most urgent first (one answer holds at most ${settings.answerBytes} bytes); run them and check again for the rest`);
       }
       return answer;
     },

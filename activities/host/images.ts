@@ -4,7 +4,11 @@
  */
 import { DiskflowError } from '../../api/errors';
 import type { ImageStatus, PreparedImage } from '../../api/image-status';
+import type { ImagesPage } from '../../api/operations';
+import { fitAnswer } from '../answer-size';
 import type { ActivityDeps } from '../deps';
+import type { ImageRecord } from '../images/records';
+import type { Repository } from '../repository/repository';
 import { listImageRecords, readChain, requireImage, updateImage } from '../images/image-store';
 import { toImageStatus } from '../images/image-status';
 
@@ -13,18 +17,29 @@ export interface ImageOnHost {
   imageId: string;
 }
 
-export function createHostImageActivities({ connections, hostId, operations }: ActivityDeps) {
+/** Images that are not removed, oldest first (ties by id): a stable order to page through. */
+async function imagesInOrder(repo: Repository): Promise<ImageRecord[]> {
+  return (await listImageRecords(repo)).filter((image) => !image.removed).sort((a, b) => (cursorOf(a) < cursorOf(b) ? -1 : 1));
+}
+
+/** The position of an image in that order: ISO times sort as strings, and `/` sorts before digits. */
+const cursorOf = (image: ImageRecord) => `${image.createdAt}/${image.imageId}`;
+
+export function createHostImageActivities({ connections, hostId, operations, settings }: ActivityDeps) {
   return {
     async imageStatus({ repoId, imageId }: ImageOnHost): Promise<ImageStatus> {
       return toImageStatus(await requireImage(connections.byRepoId(repoId), imageId), repoId);
     },
 
     async listImageStatuses({ repoId }: { repoId: string }): Promise<ImageStatus[]> {
-      const images = await listImageRecords(connections.byRepoId(repoId));
-      return images
-        .filter((image) => !image.removed)
-        .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.imageId.localeCompare(b.imageId))
-        .map((image) => toImageStatus(image, repoId));
+      return (await imagesInOrder(connections.byRepoId(repoId))).map((image) => toImageStatus(image, repoId));
+    },
+
+    /** The images after `after` (oldest first) that fit in one answer. */
+    async listImageStatusPage({ repoId, after }: { repoId: string; after: string | null }): Promise<ImagesPage> {
+      const rest = (await imagesInOrder(connections.byRepoId(repoId))).filter((image) => !after || cursorOf(image) > after);
+      const images = fitAnswer(rest.map((image) => toImageStatus(image, repoId)), settings.answerBytes, { atLeastOne: true });
+      return { images, next: images.length < rest.length ? cursorOf(rest[images.length - 1]) : null };
     },
 
     async prepareImage({ repoId, imageId }: ImageOnHost): Promise<PreparedImage> {

@@ -229,7 +229,7 @@ describe('check and fix', () => {
 
   it('a check answers the most urgent fixes that fit in one answer; repo fix --all checks again until all are done', async () => {
     // A host whose answers hold about two fixes stands in for a repository with thousands.
-    await startHost('fix-small', { DISKFLOW_CHECK_ANSWER_BYTES: '1500', DISKFLOW_FIX_KEY: 'test-cluster-key' });
+    await startHost('fix-small', { DISKFLOW_ANSWER_BYTES: '1500', DISKFLOW_FIX_KEY: 'test-cluster-key' });
     const small = await clientFor('fix-small');
     try {
       await localRepository(small, 'many');

@@ -143,6 +143,27 @@ describe('virtual disks on a localfs repository', () => {
     expect((await client.listImages('disks')).length).toBe(before + 1);
   });
 
+  it('a listing comes in pages that each fit in one answer; listImages pages through all of it', async () => {
+    // A host whose answers hold about 5 KB stands in for a repository of thousands of images.
+    await startHost('pages-host', { DISKFLOW_ANSWER_BYTES: '5000' });
+    const small = await clientFor('pages-host');
+    try {
+      await localRepository(small, 'pages');
+      const ids: string[] = [];
+      for (const bytes of [2000, 2000, 2000, 9000, 100]) ids.push(await small.createVirtualDisk('pages', MiB, null, { note: 'x'.repeat(bytes) }));
+      const first = await small.listImagesPage('pages');
+      expect(first.images.map((i) => i.imageId)).toEqual(ids.slice(0, 2));
+      expect(first.next).not.toBeNull();
+      // An image larger than a page on its own still gets a page of its own.
+      const third = await small.listImagesPage('pages', (await small.listImagesPage('pages', first.next)).next);
+      expect(third.images.map((i) => i.imageId)).toEqual([ids[3]]);
+      expect((await small.listImages('pages')).map((i) => i.imageId)).toEqual(ids);
+      await expect(small.listImagesPage('pages', 'not-a-cursor')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('after') });
+    } finally {
+      await small.close();
+    }
+  });
+
   it('a preallocated disk larger than the free space is refused with NO_SPACE', async () => {
     await expect(client.createVirtualDisk('disks', 2 ** 50, null, {}, { strategy: 'performance' })).rejects.toMatchObject({ code: 'NO_SPACE' });
   });

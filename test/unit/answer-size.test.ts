@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Fix } from '../../api/image-status';
-import { fitAnswer } from '../../activities/fixes/check';
+import { fitAnswer } from '../../activities/answer-size';
 
 const fix = (n: number): Fix => ({ type: 'clean', imageIds: [`image-${n}`], description: `fix ${n}`, bytes: n, data: 'x'.repeat(100) });
 
@@ -18,5 +18,13 @@ describe('the answer of a check', () => {
     const fixes = [fix(1), fix(2)];
     expect(fitAnswer(fixes, 10 * 2 ** 20)).toEqual(fixes);
     expect(fitAnswer(fixes, 50)).toEqual([]);
+  });
+});
+
+describe('a page of a listing', () => {
+  it('holds at least one item, however large, so that paging always moves on', () => {
+    const big = { userData: 'x'.repeat(1000) };
+    expect(fitAnswer([big, big], 100, { atLeastOne: true })).toEqual([big]);
+    expect(fitAnswer([big, big], 100)).toEqual([]);
   });
 });
