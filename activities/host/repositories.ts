@@ -74,6 +74,10 @@ export function createRepositoryActivities(deps: ActivityDeps) {
     }): Promise<{ repo: RepositoryRef; step: PersistStep; persisted: Persisted | null }> {
       const repo = await resolve(input.repoId);
       const step = await resolveRequest(deps, input.repoId, input.request);
+      if (repo.needsSrm && repo.srmHostId === null) {
+        // Nobody would take the step: say so now rather than leave the caller waiting.
+        throw new DiskflowError('SRM_REQUIRED', `repository ${input.repoId} needs an SRM to create or delete objects and none is elected; run startRepositoryManager first`);
+      }
       if (repo.needsSrm && repo.srmHostId !== hostId) return { repo, step, persisted: null };
       return { repo, step, persisted: await persist({ repoUuid: repo.repoUuid, step }) };
     },
