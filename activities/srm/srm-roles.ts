@@ -3,6 +3,7 @@
  * poller of the repository's SRM task queue, which runs only while the lease is held. Formats
  * that need an SRM ask `assertHolding` before every metadata change (SrmGuard).
  */
+import { Context } from '@temporalio/activity';
 import { DiskflowError } from '../../api/errors';
 import type { Repository, SrmGuard } from '../repository/repository';
 import { DeltaLease, LeaseTiming, readLease } from './delta-lease';
@@ -73,9 +74,16 @@ export class SrmRoles implements SrmGuard {
   }
 
   async assertHolding(repoUuid: string, what: string): Promise<void> {
-    const lease = this.leases.get(repoUuid);
-    if (!lease) throw new DiskflowError('SRM_REQUIRED', `${what}: host ${this.hostId} is not the SRM of this repository; start it with startRepositoryManager`);
-    await lease.assertHolding(what);
+    try {
+      const lease = this.leases.get(repoUuid);
+      if (!lease) throw new DiskflowError('SRM_REQUIRED', `${what}: host ${this.hostId} is not the SRM of this repository; start it with startRepositoryManager`);
+      await lease.assertHolding(what);
+    } catch (error) {
+      // A step taken from the SRM queue by a host that has since lost the role is retried on
+      // that queue, where the new SRM takes it; a step sent to this host itself just fails.
+      if (error instanceof DiskflowError && onSrmQueue()) throw new DiskflowError(error.code, error.message, true);
+      throw error;
+    }
   }
 
   /** The host holding the repository's SRM lease now, as its lease area says (null: none, or expired). */
@@ -85,5 +93,13 @@ export class SrmRoles implements SrmGuard {
     const lease = await readLease(repo.srmLease);
     // The holder's clock stamp is a hint for reporting only; the election never relies on it.
     return lease.holder && Date.now() - lease.renewedAt < this.timing.leaseMs ? lease.holder : null;
+  }
+}
+
+function onSrmQueue(): boolean {
+  try {
+    return Context.current().info.taskQueue.startsWith('diskflow.srm.');
+  } catch {
+    return false;
   }
 }

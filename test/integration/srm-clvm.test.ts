@@ -156,6 +156,8 @@ describe('SRM fencing and takeover', () => {
       h1.kill('SIGCONT');
     }
     await eventually(async () => logged(hosts.h1, 'SRM lease lost: this host is no longer the SRM').length, (n) => n > 0);
+    // It stopped polling the SRM queue: no SRM step reaches it any more.
+    await eventually(async () => logged(hosts.h1, 'stopped polling').filter((l) => String(l.taskQueue).startsWith('diskflow.srm.')).length, (n) => n > 0);
     expect(await srmOf(clients.h1)).toBe('srm-h2');
     // New objects are made by the new SRM.
     const disk = await clients.h1.createVirtualDisk('shared', SIZE);
