@@ -111,6 +111,29 @@ describe('clvm-1.0 with an elected SRM', () => {
     expect((await c.checkStorageRepository('shared')).filter((f) => f.type === 'clean')).toEqual([]);
   }, 120_000);
 
+  it('check and fix: a mend and a clean run on the SRM; a fix sent to a host that is not the SRM fails with SRM_REQUIRED', async () => {
+    const c = clients.h1;
+    const disk = await c.createVirtualDisk('shared', SIZE, null, {}, { autoFix: false });
+    expect((await c.getImageStatus('shared', disk)).status).toBe('broken');
+    const mendOf = async () => (await clients.h3.checkStorageRepository('shared')).find((f) => f.type === 'mend' && f.imageIds.includes(disk));
+    const mend = await mendOf();
+    expect(mend).toBeDefined();
+    // h2 has the repository connected but is not its SRM: it may not create the volume.
+    const refused = await clients.h3.fixStorageRepository('shared', mend!, { hostId: 'srm-h2' });
+    await expect(clients.h3.waitForOperation(refused.operationId)).rejects.toMatchObject({ code: 'SRM_REQUIRED' });
+    const { operationId } = await clients.h3.fixStorageRepository('shared', (await mendOf())!);
+    await clients.h3.waitForOperation(operationId);
+    await usable(c, 'shared', disk);
+
+    const lvsBefore = (await lvs()).length;
+    await c.removeImage('shared', disk, { autoFix: false });
+    expect((await lvs()).length).toBe(lvsBefore);
+    const clean = (await clients.h2.checkStorageRepository('shared')).find((f) => f.type === 'clean' && f.imageIds.includes(disk));
+    expect(clean).toBeDefined();
+    await clients.h2.waitForOperation((await clients.h2.fixStorageRepository('shared', clean!)).operationId);
+    expect((await lvs()).length).toBe(lvsBefore - 1);
+  }, 90_000);
+
   it('a thin qcow2 LV grows by lvextend as a copy fills it', async () => {
     const c = clients.h1;
     const big = 64 * MiB;

@@ -255,7 +255,10 @@ export class ClvmRepository implements Repository {
     const lv = await this.requireLv(volumeId);
     if (lv.size >= bytes) return;
     await this.asSrm(`extending volume ${volumeId}`);
-    await this.lvm.lvextend(volumeId, roundUp(bytes, this.extentSize));
+    await this.lvm.lvextend(volumeId, roundUp(bytes, this.extentSize)).catch((error: Error) => {
+      if (!/Insufficient/i.test(error.message)) throw error;
+      throw new DiskflowError('NO_SPACE', `volume ${volumeId} cannot grow to ${bytes} bytes in ${this.location}${hasDeviceMapper() ? '' : ' (without device-mapper an LV grows only into the free extents right after it)'}: ${error.message}`);
+    });
     // The writer reopens the volume by its link: point it at the grown extent range.
     await this.activation.activate(await this.requireLv(volumeId));
   }
