@@ -164,7 +164,11 @@ export class DeltaLease {
    * by the sector on the device. Called before every metadata change a format makes as SRM.
    */
   async assertHolding(what: string): Promise<void> {
-    if (!this.held) throw new DiskflowError('SRM_REQUIRED', `${what}: host ${this.hostId} is not the SRM of this repository (its lease ${this.lost ? 'was lost or released' : 'expired'})`);
+    if (!this.held) {
+      const why = this.lost ? 'was lost or released' : 'expired';
+      this.lose(`the lease was not renewed within ${this.timing.leaseMs} ms`);
+      throw new DiskflowError('SRM_REQUIRED', `${what}: host ${this.hostId} is not the SRM of this repository (its lease ${why})`);
+    }
     const now = await readLease(this.area);
     if (now.holder !== this.hostId || now.generation !== this.generation) {
       this.lose(`host ${now.holder ?? '(none)'} holds the lease now`);
