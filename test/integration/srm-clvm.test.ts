@@ -96,6 +96,18 @@ describe('clvm-1.0 with an elected SRM', () => {
 
     // Another host reads what the SRM wrote, from the shared metadata LV.
     expect(await clients.h3.getImageStatus('shared', child)).toMatchObject({ kind: 'virtual-disk', size: SIZE });
+    // A host that is not the SRM prepares a disk for its VM (the SRM writes the mark), writes, tears down.
+    const { path } = await clients.h2.prepareImage('shared', child);
+    expect(path).toContain(hosts.h2.home);
+    try {
+      // The mark is on the repository: a copy, asked on another host, sees the disk in use.
+      await expect(c.copyImage('local', child)).rejects.toMatchObject({ code: 'IMAGE_IN_USE' });
+    } finally {
+      await clients.h2.teardownImage('shared', child);
+    }
+    await writeImage(clients.h2, 'shared', child, { pattern: 0x24, offset: 5 * MiB, length: 64 * 1024 });
+    childModel.write({ pattern: 0x24, offset: 5 * MiB, length: 64 * 1024 });
+    expect(await sameContent(c, 'shared', child, childModel)).toBe(true);
 
     const out = await c.copyImage('local', child);
     await usable(c, 'local', out);
