@@ -112,6 +112,11 @@ describe('clvm-1.0 with an elected SRM', () => {
     const out = await c.copyImage('local', child);
     await usable(c, 'local', out);
     expect(await sameContent(c, 'local', out, childModel)).toBe(true);
+    // A host that is not the SRM reads from the LVs (activated there) into its own repository.
+    await localRepository(clients.h3, 'local3');
+    const out3 = await clients.h3.copyImage('local3', child);
+    await usable(clients.h3, 'local3', out3);
+    expect(await sameContent(clients.h3, 'local3', out3, childModel)).toBe(true);
     const back = await c.copyImage('shared', out, null, {}, { strategy: 'performance' });
     await usable(c, 'shared', back);
     expect(await sameContent(c, 'shared', back, childModel)).toBe(true);
@@ -174,8 +179,8 @@ describe('SRM fencing and takeover', () => {
     h1.kill('SIGSTOP');
     const stoppedAt = Date.now();
     try {
-      // Freshly renewed: h2 is refused at once.
-      await expect(clients.h2.startRepositoryManager('shared')).rejects.toMatchObject({ code: 'SRM_CONFLICT' });
+      // (While the holder is fresh, h2 is refused: SRM_CONFLICT; the election test shows that.
+      // Here the call may also reach a worker only after h1's workflow tasks time out.)
       const taken = await eventually(
         async () => {
           await clients.h2.startRepositoryManager('shared');
@@ -184,8 +189,9 @@ describe('SRM fencing and takeover', () => {
         () => true,
         60_000,
       );
-      // Never before the stopped holder's lease ran out.
-      expect(taken - stoppedAt).toBeGreaterThanOrEqual(LEASE_MS);
+      // Never before the stopped holder's lease ran out and the taker saw it silent for a lease
+      // timeout plus the margin (half a lease).
+      expect(taken - stoppedAt).toBeGreaterThanOrEqual(1.5 * LEASE_MS);
       expect(await srmOf(clients.h3)).toBe('srm-h2');
     } finally {
       h1.kill('SIGCONT');
