@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lvm } from '../../activities/volumes/lvm';
 import type { StorageClient } from '../../client/storage-client';
+import { diskflow, diskflowJson } from '../harness/cli';
 import { Model, sameContent, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
 import { createLun, loopsOver, Lun, removeLun } from '../harness/lun';
@@ -66,8 +67,12 @@ describe('clvm-1.0 with an elected SRM', () => {
   });
 
   it('elects one SRM; a second host told to start fails with SRM_CONFLICT naming the holder', async () => {
-    await clients.h1.startRepositoryManager('shared');
+    // As the README shows: `diskflow repo srm start <repoId> [--host H]`.
+    expect(await diskflowJson(['repo', 'srm', 'start', 'shared', '--host', 'srm-h1'], { DISKFLOW_HOST_ID: 'srm-h3' })).toBeNull();
     for (const id of ['h1', 'h2', 'h3']) expect(await srmOf(clients[id])).toBe('srm-h1');
+    const refused = await diskflow(['repo', 'srm', 'start', 'shared'], { DISKFLOW_HOST_ID: 'srm-h2' });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/^SRM_CONFLICT: .*srm-h1/);
     await expect(clients.h2.startRepositoryManager('shared')).rejects.toMatchObject({ code: 'SRM_CONFLICT', message: expect.stringContaining('srm-h1') });
     // Starting it again where it runs is a no-op.
     await clients.h1.startRepositoryManager('shared');
