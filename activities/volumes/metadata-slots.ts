@@ -40,6 +40,8 @@ interface PairState {
 export class MetadataSlots {
   private readonly lock = new KeyedLock();
   private index = new Map<string, number>();
+  /** The sweep a failed lookup just made (under the write lock): allocation reuses it. */
+  private lastScan: PairState[] | null = null;
 
   constructor(
     /** The block device the metadata LV lies on, and where the slot area starts on it. */
@@ -103,6 +105,7 @@ export class MetadataSlots {
       if (state.current?.kind === kind && state.current.id === id) return state;
     }
     const states = await this.scan();
+    this.lastScan = states;
     const pair = this.index.get(key);
     return pair === undefined ? null : states[pair];
   }
@@ -118,6 +121,7 @@ export class MetadataSlots {
   /** Writes a record: `create` refuses (false) if it exists, `replace` creates or replaces it. */
   async write(kind: 'image' | 'volume', id: string, body: string, mode: 'create' | 'replace'): Promise<boolean> {
     return this.lock.run('slots', async () => {
+      this.lastScan = null;
       const existing = await this.find(kind, id);
       if (existing && mode === 'create') return false;
       const state: PairState & { pairHint?: number } = existing ?? (await this.allocate());
@@ -137,7 +141,8 @@ export class MetadataSlots {
   }
 
   private async allocate(): Promise<PairState & { pairHint?: number }> {
-    const states = await this.scan();
+    // Only the SRM writes, one write at a time: the sweep of the lookup that found nothing is current.
+    const states = this.lastScan ?? (await this.scan());
     const free = states.findIndex((s) => !s.current || s.current.kind === 'free');
     if (free < 0) throw new DiskflowError('NO_SPACE', `the metadata area holds ${this.pairs} records and has no free slot`);
     return { ...states[free], pairHint: free };
