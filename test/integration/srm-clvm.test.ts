@@ -57,8 +57,17 @@ const lvs = () => new Lvm([lun!.device], VG).lvs();
 const logged = (host: TestHost, msg: string) => host.logs.filter((l) => l.msg === msg);
 
 describe('clvm-1.0 with an elected SRM', () => {
-  it('init refuses a device that is not empty', async () => {
+  it('init refuses a device that is not empty, and a path that is no block device', async () => {
     await expect(clients.h2.initStorageRepository('clvm-1.0', { devices: [lun!.device], vgName: `${VG}x` })).rejects.toMatchObject({ code: 'REPO_NOT_EMPTY' });
+    await expect(clients.h2.initStorageRepository('clvm-1.0', { devices: [lun!.file], vgName: `${VG}x` })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringContaining('not a block device'),
+    });
+    await expect(clients.h2.connectStorageRepository('other', 'clvm-1.0', { devices: [lun!.device], vgName: `${VG}x` })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringContaining(`no volume group ${VG}x`),
+    });
+    expect((await new Lvm([lun!.device], VG).lvs()).map((lv) => lv.name)).toEqual(['diskflow_metadata']);
   });
 
   it('needs an SRM: none elected, objects cannot be created (SRM_REQUIRED)', async () => {

@@ -10,6 +10,7 @@
  *   LV _remove_me_<id> a volume being removed (renamed, then removed)
  */
 import { randomUUID } from 'node:crypto';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { DiskflowError } from '../../../api/errors';
@@ -51,6 +52,11 @@ function qcow2Overhead(size: number): number {
 
 const roundUp = (n: number, to: number) => Math.ceil(n / to) * to;
 
+async function requireBlockDevice(device: string): Promise<void> {
+  const info = await stat(device).catch(() => null);
+  if (!info?.isBlockDevice()) throw new DiskflowError('INVALID_ARGUMENT', `connectionParameters.devices: ${device} is not a block device`);
+}
+
 async function requireEmpty(device: string): Promise<void> {
   // blkid exits 2 when it finds no signature (file system, LVM label, partition table).
   const probe = await run('blkid', ['-p', device], { okExitCodes: [2] }).catch((error: Error) => {
@@ -87,6 +93,7 @@ export const clvm: RepositoryDriver<Params> = {
   format: 'clvm-1.0',
 
   async init({ devices, vgName }): Promise<RepositoryHeader> {
+    for (const device of devices) await requireBlockDevice(device);
     for (const device of devices) await requireEmpty(device);
     const lvm = new Lvm(devices, vgName);
     if (await lvm.vg()) throw new DiskflowError('REPO_NOT_EMPTY', `volume group ${vgName} already exists`);
@@ -105,6 +112,7 @@ export const clvm: RepositoryDriver<Params> = {
   },
 
   async connect({ devices, vgName }, host): Promise<Repository> {
+    for (const device of devices) await requireBlockDevice(device);
     const lvm = new Lvm(devices, vgName);
     const vg = await lvm.vg();
     if (!vg) throw new DiskflowError('INVALID_ARGUMENT', `connectionParameters: no volume group ${vgName} on ${devices.join(', ')}; run initStorageRepository first`);
