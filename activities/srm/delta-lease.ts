@@ -130,7 +130,12 @@ export class DeltaLease {
   }
 
   private async renew(): Promise<void> {
-    if (this.renewing || this.lost) return;
+    if (this.lost) return;
+    if (this.renewing) {
+      // A renewal stuck on storage that stopped answering: the deadline still decides.
+      if (performance.now() >= this.deadline) this.lose(`renewing the lease has not completed within ${this.timing.leaseMs} ms`);
+      return;
+    }
     this.renewing = true;
     const start = performance.now();
     try {
