@@ -15,6 +15,7 @@
 import { mkdir, readdir, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../process';
+import { KeyedLock } from '../repository/keyed-lock';
 import type { LvInfo, Lvm } from './lvm';
 
 export interface Activation {
@@ -24,6 +25,8 @@ export interface Activation {
   deactivate(name: string): Promise<void>;
   /** Deactivates everything this host activated in this repository. */
   deactivateAll(): Promise<void>;
+  /** The volumes this host has activated in this repository. */
+  active(): Promise<string[]>;
 }
 
 async function linkAtomically(dir: string, name: string, target: string): Promise<string> {
@@ -72,6 +75,10 @@ export class LvmActivation implements Activation {
   async deactivateAll(): Promise<void> {
     for (const name of await links(this.dir)) await this.deactivate(name);
   }
+
+  active(): Promise<string[]> {
+    return links(this.dir);
+  }
 }
 
 interface LoopFacts {
@@ -91,6 +98,9 @@ async function loopFacts(device: string): Promise<LoopFacts | null> {
 }
 
 export class LoopActivation implements Activation {
+  /** Steps of this host activating the same volume at once must not attach two loop devices. */
+  private readonly locks = new KeyedLock();
+
   constructor(
     private readonly lvm: Lvm,
     private readonly dir: string,
@@ -98,7 +108,11 @@ export class LoopActivation implements Activation {
     private readonly geometry: () => Promise<{ peStarts: Map<string, number>; extentSize: number }>,
   ) {}
 
-  async activate(lv: LvInfo): Promise<string> {
+  activate(lv: LvInfo): Promise<string> {
+    return this.locks.run(lv.name, () => this.attach(lv));
+  }
+
+  private async attach(lv: LvInfo): Promise<string> {
     if (lv.segments.length !== 1) {
       throw new Error(`LV ${lv.name} has ${lv.segments.length} segments; without device-mapper only contiguous LVs can be activated`);
     }
@@ -128,15 +142,21 @@ export class LoopActivation implements Activation {
     await run('losetup', ['-d', device]).catch(() => undefined);
   }
 
-  async deactivate(name: string): Promise<void> {
-    const path = join(this.dir, name);
-    const target = await linkTarget(path);
-    if (target === null) return;
-    await this.detach(target);
-    await rm(path, { force: true });
+  deactivate(name: string): Promise<void> {
+    return this.locks.run(name, async () => {
+      const path = join(this.dir, name);
+      const target = await linkTarget(path);
+      if (target === null) return;
+      await this.detach(target);
+      await rm(path, { force: true });
+    });
   }
 
   async deactivateAll(): Promise<void> {
     for (const name of await links(this.dir)) await this.deactivate(name);
+  }
+
+  active(): Promise<string[]> {
+    return links(this.dir);
   }
 }

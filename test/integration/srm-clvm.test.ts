@@ -4,6 +4,8 @@
  * image API on LVs (activated as loop devices over their extents: no device-mapper here), and
  * thin qcow2 LVs growing by lvextend.
  */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lvm } from '../../activities/volumes/lvm';
 import type { StorageClient } from '../../client/storage-client';
@@ -126,6 +128,20 @@ describe('clvm-1.0 with an elected SRM', () => {
     const out = await c.copyImage('local', child);
     await usable(c, 'local', out);
     expect(await sameContent(c, 'local', out, childModel)).toBe(true);
+    // Two disks from one snapshot prepared on one host: tearing one down keeps their shared base active.
+    const sibling = await c.createVirtualDisk('shared', SIZE, snapshot);
+    await usable(c, 'shared', sibling);
+    const one = await clients.h2.prepareImage('shared', child);
+    const two = await clients.h2.prepareImage('shared', sibling);
+    await clients.h2.teardownImage('shared', child);
+    try {
+      execFileSync('qemu-img', ['compare', '-U', '-q', '-f', 'qcow2', '-F', 'raw', two.path, model.path]);
+    } finally {
+      await clients.h2.teardownImage('shared', sibling);
+    }
+    expect(existsSync(one.path)).toBe(false);
+    expect(existsSync(two.path)).toBe(false);
+
     // A host that is not the SRM reads from the LVs (activated there) into its own repository.
     await localRepository(clients.h3, 'local3');
     const out3 = await clients.h3.copyImage('local3', child);

@@ -275,7 +275,22 @@ export class ClvmRepository implements Repository {
     return this.activation.activate(await this.requireLv(volumeId));
   }
 
+  /**
+   * Deactivates a volume unless another volume activated on this host is built on it (two
+   * prepared disks from one snapshot share its volume: tearing one down keeps the base).
+   */
   async deactivate(volumeId: string): Promise<void> {
+    const others = (await this.activation.active()).filter((name) => name !== volumeId);
+    if (others.length) {
+      const parents = new Map(
+        (await this.listRecords('volume')).map((r) => [(r as { volumeId: string }).volumeId, (r as { parentId: string | null }).parentId]),
+      );
+      for (const other of others) {
+        // Bounded: a corrupt record naming a cycle must not hang the step.
+        let at = parents.get(other);
+        for (let depth = 0; at && depth < 1000; depth++, at = parents.get(at)) if (at === volumeId) return;
+      }
+    }
     await this.activation.deactivate(volumeId);
   }
 
