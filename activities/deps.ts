@@ -1,12 +1,15 @@
 /** What activities need from the host process that runs them. */
 import type { HostConnections } from './host/connections';
 import type { OperationRegistry } from './images/claims';
+import type { SrmRoles } from './srm/srm-roles';
 
 export interface ActivityDeps {
   hostId: string;
   connections: HostConnections;
   operations: OperationRegistry;
   settings: HostSettings;
+  /** The SRM roles this host holds (repositories whose format needs an SRM). */
+  srm?: SrmRoles;
 }
 
 /** A host's tunables, from its environment (workers/settings.ts). */

@@ -83,6 +83,7 @@ export type InitStorageRepositoryInput = z.input<typeof InitStorageRepositoryInp
 export type ConnectStorageRepositoryInput = z.input<typeof ConnectStorageRepositoryInput>;
 export type DisconnectStorageRepositoryInput = z.input<typeof DisconnectStorageRepositoryInput>;
 export type GetStorageRepositoryConstraintsInput = z.input<typeof GetStorageRepositoryConstraintsInput>;
+export type RepositoryManagerInput = z.input<typeof RepositoryManagerInput>;
 export type CreateVirtualDiskInput = z.input<typeof CreateVirtualDiskInput>;
 export type CreateSnapshotInput = z.input<typeof CreateSnapshotInput>;
 export type CopyImageInput = z.input<typeof CopyImageInput>;
@@ -105,6 +106,8 @@ export const WORKFLOW_CONTRACTS = {
   connectStorageRepository: { input: ConnectStorageRepositoryInput, output: NoOutput },
   disconnectStorageRepository: { input: DisconnectStorageRepositoryInput, output: NoOutput },
   getStorageRepositoryConstraints: { input: GetStorageRepositoryConstraintsInput, output: RepositoryConstraints },
+  startRepositoryManager: { input: RepositoryManagerInput, output: NoOutput },
+  stopRepositoryManager: { input: RepositoryManagerInput, output: NoOutput },
   createVirtualDisk: { input: CreateVirtualDiskInput, output: NewImageOutput },
   createSnapshot: { input: CreateSnapshotInput, output: NewImageOutput },
   copyImage: { input: CopyImageInput, output: NewImageOutput },

@@ -26,6 +26,7 @@ import {
   CreateVirtualDiskInput,
   DisconnectStorageRepositoryInput,
   GetStorageRepositoryConstraintsInput,
+  RepositoryManagerInput,
   ImageRefInput,
   InitStorageRepositoryInput,
   ImagesPage,
@@ -93,6 +94,16 @@ export class StorageClient {
 
   async getStorageRepositoryConstraints(repoId: string): Promise<RepositoryConstraints> {
     return this.call('getStorageRepositoryConstraints', this.check(GetStorageRepositoryConstraintsInput, { hostId: this.hostId, repoId }));
+  }
+
+  /** Makes a host (default: this client's) the repository's SRM; SRM_CONFLICT while another host is. */
+  async startRepositoryManager(repoId: string, options: { hostId?: string } = {}): Promise<void> {
+    await this.call('startRepositoryManager', this.check(RepositoryManagerInput, { hostId: this.hostFrom(options), repoId }));
+  }
+
+  /** The host gives the SRM role up. */
+  async stopRepositoryManager(repoId: string, options: { hostId?: string } = {}): Promise<void> {
+    await this.call('stopRepositoryManager', this.check(RepositoryManagerInput, { hostId: this.hostFrom(options), repoId }));
   }
 
   // Images

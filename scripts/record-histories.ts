@@ -45,6 +45,9 @@ const scenarios: Scenario[] = [
   ],
   ['connect-in-use', (c, { repo, path }) => c.connectStorageRepository(repo, 'localfs-1.0', { path })],
   ['constraints-ok', (c, { repo }) => c.getStorageRepositoryConstraints(repo)],
+  // localfs needs no SRM: starting one is refused, stopping one is a no-op.
+  ['srm-start-not-needed', (c, { repo }) => c.startRepositoryManager(repo)],
+  ['srm-stop-ok', (c, { repo }) => c.stopRepositoryManager(repo)],
   ['create-space', async (c, { repo }) => waitUsable(c, repo, await c.createVirtualDisk(repo, 1 << 20))],
   ['create-performance', async (c, { repo }) => waitUsable(c, repo, await c.createVirtualDisk(repo, 1 << 20, null, { a: 1 }, { strategy: 'performance' }))],
   ['create-no-autofix', (c, { repo }) => c.createVirtualDisk(repo, 1 << 20, null, {}, { autoFix: false })],

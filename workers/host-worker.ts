@@ -15,7 +15,9 @@ import { HostConnections, RepositoryPollers } from '../activities/host/connectio
 import type { HostSettings } from '../activities/deps';
 import type { OperationRegistry } from '../activities/images/claims';
 import type { Repository } from '../activities/repository/repository';
-import { hostTaskQueue, repoTaskQueue, WORKFLOW_TASK_QUEUE } from '../api/task-queues';
+import { hostTaskQueue, repoTaskQueue, srmTaskQueue, WORKFLOW_TASK_QUEUE } from '../api/task-queues';
+import { leaseTiming } from '../activities/srm/delta-lease';
+import { SrmPollers, SrmRoles } from '../activities/srm/srm-roles';
 import type { TemporalSettings } from '../client/config';
 import { lockHome } from './home-lock';
 import { loadFixKey } from './fix-key';
@@ -47,8 +49,9 @@ class TemporalOperations implements OperationRegistry {
   }
 }
 
-export class HostWorker implements RepositoryPollers {
+export class HostWorker implements RepositoryPollers, SrmPollers {
   readonly connections: HostConnections;
+  readonly srm: SrmRoles;
   private readonly running = new Map<string, { worker: Worker; done: Promise<void> }>();
   private readonly activityOptions: Pick<WorkerOptions, 'activities' | 'interceptors' | 'defaultHeartbeatThrottleInterval' | 'maxHeartbeatThrottleInterval'>;
   private stopping = false;
@@ -64,10 +67,11 @@ export class HostWorker implements RepositoryPollers {
   ) {
     const { hostId, home, temporal, logger } = options;
     const log = (message: string, fields?: Record<string, unknown>) => logger.info({ hostId, ...fields }, message);
-    this.connections = new HostConnections({ hostId, home }, this, log);
+    this.srm = new SrmRoles(hostId, leaseTiming(), this, log);
+    this.connections = new HostConnections({ hostId, home, srm: this.srm }, this, log);
     const client = new Client({ connection: clientConnection, namespace: temporal.namespace });
     this.activityOptions = {
-      activities: createActivities({ hostId, connections: this.connections, operations: new TemporalOperations(client), settings }),
+      activities: createActivities({ hostId, connections: this.connections, operations: new TemporalOperations(client), settings, srm: this.srm }),
       interceptors: { activity: [() => ({ inbound: new ActivityDefaultsInterceptor() })] },
       // Cancellation reaches an activity only through its heartbeats: send them often, so a
       // cancelled or paused copy stops its qemu-img within a second or two.
@@ -138,12 +142,31 @@ export class HostWorker implements RepositoryPollers {
   }
 
   async stop(repoUuid: string): Promise<void> {
-    const taskQueue = repoTaskQueue(repoUuid);
+    // A disconnected repository is no longer managed by this host either.
+    await this.srm.stop(repoUuid);
+    await this.stopPoller(repoTaskQueue(repoUuid));
+  }
+
+  /** Polls the repository's SRM queue (SrmPollers: called once this host holds the SRM lease). */
+  async startSrm(repoUuid: string): Promise<void> {
+    const taskQueue = srmTaskQueue(repoUuid);
+    if (this.running.has(taskQueue) || this.stopping) return;
+    await this.launch(await Worker.create({ ...this.common(taskQueue), ...this.activityOptions }));
+    this.options.logger.info({ taskQueue }, 'polling SRM queue');
+  }
+
+  /** Stops polling the SRM queue: at once on a lost lease, so no new SRM step starts here. */
+  async stopSrm(repoUuid: string): Promise<void> {
+    await this.stopPoller(srmTaskQueue(repoUuid));
+  }
+
+  private async stopPoller(taskQueue: string): Promise<void> {
     const entry = this.running.get(taskQueue);
     if (!entry) return;
     this.running.delete(taskQueue);
-    entry.worker.shutdown();
+    if (entry.worker.getState() === 'RUNNING') entry.worker.shutdown();
     await entry.done;
+    this.options.logger.info({ taskQueue }, 'stopped polling');
   }
 
   /** Resolves when the worker is shut down; rejects if one of its pollers failed. */
@@ -160,6 +183,7 @@ export class HostWorker implements RepositoryPollers {
     if (this.stopping) return;
     this.stopping = true;
     this.wake();
+    await this.srm.stopAll();
     const all = [...this.running.values()];
     this.running.clear();
     for (const { worker } of all) {

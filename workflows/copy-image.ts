@@ -42,9 +42,11 @@ export async function copyImage(input: CopyImageInput): Promise<NewImageOutput> 
   const imageId = step.input.imageId;
   tagOperation({ operation: 'copyImage', image: imageId });
   if (request.options.autoFix && persisted.made) {
-    // Between two repositories, the copy runs on the caller's host, which has both connected.
+    // Between two repositories, the copy runs on the caller's host, which has both connected;
+    // into a repository that needs an SRM, on the SRM (the only host that may grow its volumes
+    // and write its records), which must have the source connected too.
     const crossRepo = step.input.source.repoUuid !== repo.repoUuid;
-    await control.fix(repo, imageId, () => mendImage(repo, imageId, crossRepo ? hostTaskQueue(request.hostId) : undefined));
+    await control.fix(repo, imageId, () => mendImage(repo, imageId, crossRepo && !repo.needsSrm ? hostTaskQueue(request.hostId) : undefined));
   }
   control.done();
   return answer.done({ imageId });

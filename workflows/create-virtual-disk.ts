@@ -40,8 +40,9 @@ export async function createVirtualDisk(input: CreateVirtualDiskInput): Promise<
   if (request.options.autoFix) {
     if (persisted.baseCopied && request.baseSnapshotId) {
       const baseId = request.baseSnapshotId;
-      // The base comes from another repository: only the caller's host is known to have both.
-      await control.fix(repo, baseId, () => mendImage(repo, baseId, hostTaskQueue(request.hostId)));
+      // The base comes from another repository: only the caller's host is known to have both
+      // (into a repository that needs an SRM: the SRM, see copyImage).
+      await control.fix(repo, baseId, () => mendImage(repo, baseId, repo.needsSrm ? undefined : hostTaskQueue(request.hostId)));
     }
     await control.fix(repo, imageId, () => mendImage(repo, imageId));
   }

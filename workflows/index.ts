@@ -2,6 +2,7 @@
 export { initStorageRepository } from './init-storage-repository';
 export { connectStorageRepository, disconnectStorageRepository } from './connect-storage-repository';
 export { getStorageRepositoryConstraints } from './get-storage-repository-constraints';
+export { startRepositoryManager, stopRepositoryManager } from './repository-manager';
 export { createVirtualDisk } from './create-virtual-disk';
 export { createSnapshot } from './create-snapshot';
 export { copyImage } from './copy-image';

@@ -1,20 +1,31 @@
 import type { PreparedImage } from '../api/image-status';
 import { ImageRefInput } from '../api/operations';
 import { validate, withCodes } from './failures';
-import { onHost } from './routing';
+import { onHost, onObjectManager } from './routing';
 import { tagOperation } from './tags';
 
 /** prepareImage(repositoryId, imageId): make the image usable by a VM on this host, and say how to open it. */
 export async function prepareImage(input: ImageRefInput): Promise<PreparedImage> {
   const { hostId, repositoryId, imageId } = validate(ImageRefInput, input);
   tagOperation({ operation: 'prepareImage', repo: repositoryId, image: imageId, host: hostId });
-  return withCodes(() => onHost(hostId).prepareImage({ repoId: repositoryId, imageId }));
+  return withCodes(async () => {
+    const prepared = await onHost(hostId).prepareImage({ repoId: repositoryId, imageId });
+    if (!('markOnSrm' in prepared)) return prepared;
+    // Only the SRM writes this repository's records: it marks the image prepared on this host.
+    await onObjectManager(prepared.markOnSrm).markPrepared({ repoUuid: prepared.markOnSrm.repoUuid, imageId, onHost: hostId, prepared: true });
+    return onHost(hostId).activateImage({ repoId: repositoryId, imageId });
+  });
 }
 
 /** teardownImage(repositoryId, imageId): the VM on this host no longer uses the image. */
 export async function teardownImage(input: ImageRefInput): Promise<null> {
   const { hostId, repositoryId, imageId } = validate(ImageRefInput, input);
   tagOperation({ operation: 'teardownImage', repo: repositoryId, image: imageId, host: hostId });
-  await withCodes(() => onHost(hostId).teardownImage({ repoId: repositoryId, imageId }));
+  await withCodes(async () => {
+    const done = await onHost(hostId).teardownImage({ repoId: repositoryId, imageId });
+    if (done && 'markOnSrm' in done) {
+      await onObjectManager(done.markOnSrm).markPrepared({ repoUuid: done.markOnSrm.repoUuid, imageId, onHost: hostId, prepared: false });
+    }
+  });
   return null;
 }

@@ -69,7 +69,8 @@ export const onObjectManager = (repo: RepositoryRef) =>
  */
 export const forFixes = (repo: RepositoryRef, taskQueue?: string) =>
   proxyActivities<Activities>({
-    taskQueue: taskQueue ?? repoTaskQueue(repo.repoUuid),
+    // Fixes create and extend volumes: on formats that need an SRM only the SRM may.
+    taskQueue: taskQueue ?? (repo.needsSrm ? srmTaskQueue(repo.repoUuid) : repoTaskQueue(repo.repoUuid)),
     startToCloseTimeout: '24 hours',
     heartbeatTimeout: '10 seconds',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,

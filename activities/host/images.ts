@@ -9,6 +9,7 @@ import { fitAnswer } from '../answer-size';
 import type { ActivityDeps } from '../deps';
 import type { ImageRecord } from '../images/records';
 import type { Repository } from '../repository/repository';
+import type { RepositoryRef } from './repositories';
 import { listImageRecords, readChain, requireImage, updateImage } from '../images/image-store';
 import { toImageStatus } from '../images/image-status';
 
@@ -25,7 +26,15 @@ async function imagesInOrder(repo: Repository): Promise<ImageRecord[]> {
 /** The position of an image in that order: ISO times sort as strings, and `/` sorts before digits. */
 const cursorOf = (image: ImageRecord) => `${image.createdAt}/${image.imageId}`;
 
-export function createHostImageActivities({ connections, hostId, operations, settings }: ActivityDeps) {
+export function createHostImageActivities({ connections, hostId, operations, settings, srm }: ActivityDeps) {
+  const srmElsewhere = (repo: Repository) => repo.traits.needsSrm && !srm?.holds(repo.header.uuid);
+  const refOf = (repo: Repository): RepositoryRef => ({
+    repoUuid: repo.header.uuid,
+    repoFormat: repo.header.format,
+    needsSrm: repo.traits.needsSrm,
+    srmHostId: null,
+    hostId,
+  });
   return {
     async imageStatus({ repoId, imageId }: ImageOnHost): Promise<ImageStatus> {
       return toImageStatus(await requireImage(connections.byRepoId(repoId), imageId), repoId);
@@ -42,7 +51,12 @@ export function createHostImageActivities({ connections, hostId, operations, set
       return { images, next: images.length < rest.length ? cursorOf(rest[images.length - 1]) : null };
     },
 
-    async prepareImage({ repoId, imageId }: ImageOnHost): Promise<PreparedImage> {
+    /**
+     * Marks the image prepared on this host and activates its chain. Where only the SRM may
+     * write records and this host is not it, nothing is written here: the answer asks the
+     * workflow to have the SRM mark it (markPrepared), then to activate it (activateImage).
+     */
+    async prepareImage({ repoId, imageId }: ImageOnHost): Promise<PreparedImage | { markOnSrm: RepositoryRef }> {
       const repo = connections.byRepoId(repoId);
       const image = await requireImage(repo, imageId);
       if (image.status === 'broken') {
@@ -54,27 +68,48 @@ export function createHostImageActivities({ connections, hostId, operations, set
               false,
             );
       }
-      await updateImage(repo, imageId, (img) => {
-        if (img.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `image ${imageId} is not in the repository`);
-        return { ...img, prepared: { ...img.prepared, [hostId]: new Date().toISOString() } };
-      });
-      const chain = await readChain(repo, image.volumeId);
-      // Base first: a qcow2 overlay can only be opened once its backing volume is reachable.
-      for (const volume of [...chain].reverse()) await repo.activate(volume.volumeId, volume.format);
-      const top = chain[0];
-      return { path: await repo.activate(top.volumeId, top.format), format: top.format };
+      if (srmElsewhere(repo)) return { markOnSrm: refOf(repo) };
+      await markPrepared(repo, imageId, hostId, true);
+      return activateImage(repo, imageId);
     },
 
-    async teardownImage({ repoId, imageId }: ImageOnHost): Promise<void> {
+    async activateImage({ repoId, imageId }: ImageOnHost): Promise<PreparedImage> {
+      return activateImage(connections.byRepoId(repoId), imageId);
+    },
+
+    /** The record half of prepare and teardown, on a host that may write records (the SRM, where there is one). */
+    async markPrepared({ repoUuid, imageId, onHost, prepared }: { repoUuid: string; imageId: string; onHost: string; prepared: boolean }): Promise<void> {
+      await markPrepared(connections.byUuid(repoUuid), imageId, onHost, prepared);
+    },
+
+    async teardownImage({ repoId, imageId }: ImageOnHost): Promise<void | { markOnSrm: RepositoryRef }> {
       const repo = connections.byRepoId(repoId);
-      const image = await updateImage(repo, imageId, (img) => {
-        if (img.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `image ${imageId} is not in the repository`);
-        if (!(hostId in img.prepared)) return undefined;
-        const prepared = { ...img.prepared };
-        delete prepared[hostId];
-        return { ...img, prepared };
-      });
+      if (srmElsewhere(repo)) {
+        // Deactivated first: the mark goes only once no VM here can write the image.
+        for (const volume of await readChain(repo, (await requireImage(repo, imageId)).volumeId)) await repo.deactivate(volume.volumeId);
+        return { markOnSrm: refOf(repo) };
+      }
+      const image = await markPrepared(repo, imageId, hostId, false);
       for (const volume of await readChain(repo, image.volumeId)) await repo.deactivate(volume.volumeId);
     },
   };
+}
+
+async function markPrepared(repo: Repository, imageId: string, hostId: string, prepared: boolean) {
+  return updateImage(repo, imageId, (img) => {
+    if (img.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `image ${imageId} is not in the repository`);
+    if (prepared) return { ...img, prepared: { ...img.prepared, [hostId]: new Date().toISOString() } };
+    if (!(hostId in img.prepared)) return undefined;
+    const rest = { ...img.prepared };
+    delete rest[hostId];
+    return { ...img, prepared: rest };
+  });
+}
+
+async function activateImage(repo: Repository, imageId: string): Promise<PreparedImage> {
+  const chain = await readChain(repo, (await requireImage(repo, imageId)).volumeId);
+  // Base first: a qcow2 overlay can only be opened once its backing volume is reachable.
+  for (const volume of [...chain].reverse()) await repo.activate(volume.volumeId, volume.format);
+  const top = chain[0];
+  return { path: await repo.activate(top.volumeId, top.format), format: top.format };
 }

@@ -1,4 +1,6 @@
 /** Steps that run on one host: its repoId handles and its connections. */
+import { Context } from '@temporalio/activity';
+import { DiskflowError } from '../../api/errors';
 import type { RepositorySpec } from '../../api/formats';
 import type { RepoFormat } from '../../api/formats';
 import type { ActivityDeps } from '../deps';
@@ -20,13 +22,14 @@ export function createRepositoryActivities(deps: ActivityDeps) {
   const { connections, hostId } = deps;
   const { persist } = createPersistActivities(deps);
 
-  function resolve(repoId: string): RepositoryRef {
+  async function resolve(repoId: string): Promise<RepositoryRef> {
     const repo = connections.byRepoId(repoId);
     return {
       repoUuid: repo.header.uuid,
       repoFormat: repo.header.format,
       needsSrm: repo.traits.needsSrm,
-      srmHostId: null,
+      // Read from the repository's SRM lease, so every host reports the same holder.
+      srmHostId: repo.traits.needsSrm && deps.srm ? await deps.srm.holderOf(repo) : null,
       hostId,
     };
   }
@@ -49,6 +52,17 @@ export function createRepositoryActivities(deps: ActivityDeps) {
       return resolve(input.repoId);
     },
 
+    /** Makes this host the SRM of the repository it connected as repoId (SRM_CONFLICT if another host is). */
+    async startRepositoryManager(input: { repoId: string }): Promise<void> {
+      if (!deps.srm) throw new DiskflowError('SRM_REQUIRED', `host ${hostId} cannot act as an SRM`);
+      await deps.srm.start(connections.byRepoId(input.repoId), () => Context.current().heartbeat());
+    },
+
+    /** This host stops being the repository's SRM (nothing if it was not). */
+    async stopRepositoryManager(input: { repoId: string }): Promise<void> {
+      await deps.srm?.stop(connections.byRepoId(input.repoId).header.uuid);
+    },
+
     /**
      * Resolves the caller's repoId and references and, where this host may create and delete
      * objects on the repository, persists the operation right here. `persisted` is null when
@@ -58,8 +72,12 @@ export function createRepositoryActivities(deps: ActivityDeps) {
       repoId: string;
       request: PersistRequest;
     }): Promise<{ repo: RepositoryRef; step: PersistStep; persisted: Persisted | null }> {
-      const repo = resolve(input.repoId);
+      const repo = await resolve(input.repoId);
       const step = await resolveRequest(deps, input.repoId, input.request);
+      if (repo.needsSrm && repo.srmHostId === null) {
+        // Nobody would take the step: say so now rather than leave the caller waiting.
+        throw new DiskflowError('SRM_REQUIRED', `repository ${input.repoId} needs an SRM to create or delete objects and none is elected; run startRepositoryManager first`);
+      }
       if (repo.needsSrm && repo.srmHostId !== hostId) return { repo, step, persisted: null };
       return { repo, step, persisted: await persist({ repoUuid: repo.repoUuid, step }) };
     },

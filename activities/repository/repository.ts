@@ -89,6 +89,15 @@ export interface Repository {
   freeBytes(): Promise<number>;
 
   disconnect(): Promise<void>;
+
+  /** Formats that need an SRM: where the repository's SRM lease lies (activities/srm/). */
+  readonly srmLease?: { device: string; offset: number };
+}
+
+/** Lets a format check, before a metadata change only the SRM may make, that this host is it. */
+export interface SrmGuard {
+  /** Throws SRM_REQUIRED unless this host holds the repository's SRM lease right now. */
+  assertHolding(repoUuid: string, what: string): Promise<void>;
 }
 
 /** What a host knows about itself when it connects a repository. */
@@ -96,6 +105,8 @@ export interface HostContext {
   hostId: string;
   /** DISKFLOW_HOME of this host: mount points and activation state live below it. */
   home: string;
+  /** This host's SRM roles; formats that need an SRM refuse metadata changes without it. */
+  srm?: SrmGuard;
 }
 
 export interface RepositoryDriver<Params> {

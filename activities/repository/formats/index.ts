@@ -2,10 +2,12 @@
 import type { RepoFormat } from '../../../api/formats';
 import { DiskflowError } from '../../../api/errors';
 import type { RepositoryDriver } from '../repository';
+import { clvm } from './clvm';
 import { localfs } from './localfs';
 
 const DRIVERS: Partial<Record<RepoFormat, RepositoryDriver<never>>> = {
   'localfs-1.0': localfs as RepositoryDriver<never>,
+  'clvm-1.0': clvm as RepositoryDriver<never>,
 };
 
 export function driverFor(format: RepoFormat): RepositoryDriver<unknown> {

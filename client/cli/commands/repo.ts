@@ -64,6 +64,27 @@ export function repoCommand(): Command {
       ),
     );
 
+  const srm = repo.command('srm').description("the repository's SRM (formats that need one, clvm-1.0)");
+  for (const [verb, description] of [
+    ['start', 'make a host the SRM of the repository (fails with SRM_CONFLICT while another host is)'],
+    ['stop', 'the host gives the SRM role up'],
+  ] as const) {
+    srm
+      .command(`${verb} <repoId>`)
+      .description(description)
+      .option('--host <hostId>', 'the host (default: this host)')
+      .action(
+        withClient(
+          async (client, repoId: string, o: { host?: string }) => {
+            if (verb === 'start') await client.startRepositoryManager(repoId, { hostId: o.host });
+            else await client.stopRepositoryManager(repoId, { hostId: o.host });
+            return null;
+          },
+          (_r, repoId) => say(verb === 'start' ? `SRM of ${repoId} started` : `SRM of ${repoId} stopped`)(),
+        ),
+      );
+  }
+
   fixCommands(repo);
   return repo;
 }

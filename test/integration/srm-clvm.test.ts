@@ -1,0 +1,261 @@
+/**
+ * clvm-1.0 and its SRM with three hosts (three `diskflow worker` processes) on one shared LUN
+ * (a sparse file attached as a loop device): election, fencing, an SRM killed mid-create, the
+ * image API on LVs (activated as loop devices over their extents: no device-mapper here), and
+ * thin qcow2 LVs growing by lvextend.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lvm } from '../../activities/volumes/lvm';
+import type { StorageClient } from '../../client/storage-client';
+import { diskflow, diskflowJson } from '../harness/cli';
+import { Model, sameContent, writeImage } from '../harness/content';
+import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
+import { createLun, loopsOver, Lun, removeLun } from '../harness/lun';
+import { localRepository, removeTempDirs } from '../harness/repositories';
+import { eventually } from '../harness/wait';
+
+const MiB = 2 ** 20;
+const SIZE = 16 * MiB;
+const LEASE_MS = 3000;
+const VG = `dftest${process.pid}`;
+const ENV = {
+  DISKFLOW_SRM_LEASE_MS: String(LEASE_MS),
+  DISKFLOW_CLVM_EXTENT_MB: '1',
+  DISKFLOW_CLVM_METADATA_MB: '8',
+  DISKFLOW_CLVM_CHUNK_MB: '2',
+  DISKFLOW_COPY_CHUNK: String(2 * MiB),
+};
+
+let lun: Lun | undefined;
+const hosts: Record<string, TestHost> = {};
+const clients: Record<string, StorageClient> = {};
+
+beforeAll(async () => {
+  lun = createLun(512 * MiB);
+  for (const id of ['h1', 'h2', 'h3']) {
+    hosts[id] = await startHost(`srm-${id}`, ENV);
+    clients[id] = await clientFor(`srm-${id}`);
+  }
+  // LVM reads its tunables from the environment of the process that inits the repository.
+  await clients.h1.initStorageRepository('clvm-1.0', { devices: [lun.device], vgName: VG });
+  for (const id of ['h1', 'h2', 'h3']) await clients[id].connectStorageRepository('shared', 'clvm-1.0', { devices: [lun.device], vgName: VG });
+  await localRepository(clients.h1, 'local');
+}, 120_000);
+
+afterAll(async () => {
+  for (const host of Object.values(hosts)) if (host.process.signalCode === null) host.process.kill('SIGCONT');
+  for (const client of Object.values(clients)) await client.close();
+  await stopAllHosts();
+  await removeLun(lun, VG);
+  removeTempDirs();
+}, 60_000);
+
+const usable = (client: StorageClient, repo: string, id: string, timeoutMs = 30_000) =>
+  eventually(() => client.getImageStatus(repo, id), (s) => s.status === 'optimized' || s.status === 'degraded', timeoutMs);
+const srmOf = async (client: StorageClient) => (await client.getStorageRepositoryConstraints('shared')).srmHostId;
+const lvs = () => new Lvm([lun!.device], VG).lvs();
+const logged = (host: TestHost, msg: string) => host.logs.filter((l) => l.msg === msg);
+
+describe('clvm-1.0 with an elected SRM', () => {
+  it('init refuses a device that is not empty, and a path that is no block device', async () => {
+    await expect(clients.h2.initStorageRepository('clvm-1.0', { devices: [lun!.device], vgName: `${VG}x` })).rejects.toMatchObject({ code: 'REPO_NOT_EMPTY' });
+    await expect(clients.h2.initStorageRepository('clvm-1.0', { devices: [lun!.file], vgName: `${VG}x` })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringContaining('not a block device'),
+    });
+    await expect(clients.h2.connectStorageRepository('other', 'clvm-1.0', { devices: [lun!.device], vgName: `${VG}x` })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringContaining(`no volume group ${VG}x`),
+    });
+    expect((await new Lvm([lun!.device], VG).lvs()).map((lv) => lv.name)).toEqual(['diskflow_metadata']);
+  });
+
+  it('needs an SRM: none elected, objects cannot be created (SRM_REQUIRED)', async () => {
+    expect(await clients.h1.getStorageRepositoryConstraints('shared')).toEqual({ needsSrm: true, srmHostId: null });
+    await expect(clients.h1.createVirtualDisk('shared', SIZE)).rejects.toMatchObject({ code: 'SRM_REQUIRED' });
+  });
+
+  it('elects one SRM; a second host told to start fails with SRM_CONFLICT naming the holder', async () => {
+    // As the README shows: `diskflow repo srm start <repoId> [--host H]`.
+    expect(await diskflowJson(['repo', 'srm', 'start', 'shared', '--host', 'srm-h1'], { DISKFLOW_HOST_ID: 'srm-h3' })).toBeNull();
+    for (const id of ['h1', 'h2', 'h3']) expect(await srmOf(clients[id])).toBe('srm-h1');
+    const refused = await diskflow(['repo', 'srm', 'start', 'shared'], { DISKFLOW_HOST_ID: 'srm-h2' });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/^SRM_CONFLICT: .*srm-h1/);
+    await expect(clients.h2.startRepositoryManager('shared')).rejects.toMatchObject({ code: 'SRM_CONFLICT', message: expect.stringContaining('srm-h1') });
+    // Starting it again where it runs is a no-op.
+    await clients.h1.startRepositoryManager('shared');
+  });
+
+  it('runs the image API on LVs: disk, writes, snapshot, disk from snapshot, copies both ways, remove and clean', async () => {
+    const c = clients.h1;
+    const model = Model.blank(SIZE);
+    const lvsBefore = (await lvs()).length;
+    const disk = await c.createVirtualDisk('shared', SIZE, null, { vm: 1 });
+    await usable(c, 'shared', disk);
+    // Its volume is an LV of the shared VG.
+    expect((await lvs()).length).toBe(lvsBefore + 1);
+    await writeImage(c, 'shared', disk, { pattern: 0x21, offset: 0, length: MiB }, { pattern: 0x22, offset: 9 * MiB, length: 512 * 1024 });
+    model.write({ pattern: 0x21, offset: 0, length: MiB }, { pattern: 0x22, offset: 9 * MiB, length: 512 * 1024 });
+    expect(await sameContent(c, 'shared', disk, model)).toBe(true);
+
+    const snapshot = await c.createSnapshot('shared', disk);
+    await usable(c, 'shared', disk);
+    const child = await c.createVirtualDisk('shared', SIZE, snapshot);
+    await usable(c, 'shared', child);
+    const childModel = model.fork().write({ pattern: 0x23, offset: 4 * MiB, length: MiB });
+    await writeImage(c, 'shared', child, { pattern: 0x23, offset: 4 * MiB, length: MiB });
+    expect(await sameContent(c, 'shared', snapshot, model)).toBe(true);
+    expect(await sameContent(c, 'shared', child, childModel)).toBe(true);
+
+    // Another host reads what the SRM wrote, from the shared metadata LV.
+    expect(await clients.h3.getImageStatus('shared', child)).toMatchObject({ kind: 'virtual-disk', size: SIZE });
+    // A host that is not the SRM prepares a disk for its VM (the SRM writes the mark), writes, tears down.
+    const { path } = await clients.h2.prepareImage('shared', child);
+    expect(path).toContain(hosts.h2.home);
+    try {
+      // The mark is on the repository: a copy, asked on another host, sees the disk in use.
+      await expect(c.copyImage('local', child)).rejects.toMatchObject({ code: 'IMAGE_IN_USE' });
+    } finally {
+      await clients.h2.teardownImage('shared', child);
+    }
+    await writeImage(clients.h2, 'shared', child, { pattern: 0x24, offset: 5 * MiB, length: 64 * 1024 });
+    childModel.write({ pattern: 0x24, offset: 5 * MiB, length: 64 * 1024 });
+    expect(await sameContent(c, 'shared', child, childModel)).toBe(true);
+
+    const out = await c.copyImage('local', child);
+    await usable(c, 'local', out);
+    expect(await sameContent(c, 'local', out, childModel)).toBe(true);
+    // Two disks from one snapshot prepared on one host: tearing one down keeps their shared base active.
+    const sibling = await c.createVirtualDisk('shared', SIZE, snapshot);
+    await usable(c, 'shared', sibling);
+    const one = await clients.h2.prepareImage('shared', child);
+    const two = await clients.h2.prepareImage('shared', sibling);
+    await clients.h2.teardownImage('shared', child);
+    try {
+      execFileSync('qemu-img', ['compare', '-U', '-q', '-f', 'qcow2', '-F', 'raw', two.path, model.path]);
+    } finally {
+      await clients.h2.teardownImage('shared', sibling);
+    }
+    expect(existsSync(one.path)).toBe(false);
+    expect(existsSync(two.path)).toBe(false);
+
+    // A host that is not the SRM reads from the LVs (activated there) into its own repository.
+    await localRepository(clients.h3, 'local3');
+    const out3 = await clients.h3.copyImage('local3', child);
+    await usable(clients.h3, 'local3', out3);
+    expect(await sameContent(clients.h3, 'local3', out3, childModel)).toBe(true);
+    const back = await c.copyImage('shared', out, null, {}, { strategy: 'performance' });
+    await usable(c, 'shared', back);
+    expect(await sameContent(c, 'shared', back, childModel)).toBe(true);
+
+    const before = (await lvs()).length;
+    await c.removeImage('shared', back);
+    await expect(c.getImageStatus('shared', back)).rejects.toMatchObject({ code: 'IMAGE_NOT_FOUND' });
+    await eventually(lvs, (all) => all.length === before - 1);
+    expect((await c.checkStorageRepository('shared')).filter((f) => f.type === 'clean')).toEqual([]);
+  }, 120_000);
+
+  it('check and fix: a mend and a clean run on the SRM; a fix sent to a host that is not the SRM fails with SRM_REQUIRED', async () => {
+    const c = clients.h1;
+    const disk = await c.createVirtualDisk('shared', SIZE, null, {}, { autoFix: false });
+    expect((await c.getImageStatus('shared', disk)).status).toBe('broken');
+    const mendOf = async () => (await clients.h3.checkStorageRepository('shared')).find((f) => f.type === 'mend' && f.imageIds.includes(disk));
+    const mend = await mendOf();
+    expect(mend).toBeDefined();
+    // h2 has the repository connected but is not its SRM: it may not create the volume.
+    const refused = await clients.h3.fixStorageRepository('shared', mend!, { hostId: 'srm-h2' });
+    await expect(clients.h3.waitForOperation(refused.operationId)).rejects.toMatchObject({ code: 'SRM_REQUIRED' });
+    const { operationId } = await clients.h3.fixStorageRepository('shared', (await mendOf())!);
+    await clients.h3.waitForOperation(operationId);
+    await usable(c, 'shared', disk);
+
+    const lvsBefore = (await lvs()).length;
+    await c.removeImage('shared', disk, { autoFix: false });
+    expect((await lvs()).length).toBe(lvsBefore);
+    const clean = (await clients.h2.checkStorageRepository('shared')).find((f) => f.type === 'clean' && f.imageIds.includes(disk));
+    expect(clean).toBeDefined();
+    await clients.h2.waitForOperation((await clients.h2.fixStorageRepository('shared', clean!)).operationId);
+    expect((await lvs()).length).toBe(lvsBefore - 1);
+  }, 90_000);
+
+  it('a thin qcow2 LV grows by lvextend as a copy fills it', async () => {
+    const c = clients.h1;
+    const big = 64 * MiB;
+    const source = await c.createVirtualDisk('local', big);
+    await usable(c, 'local', source);
+    const writes = [0, 3, 6, 9].map((at, i) => ({ pattern: 0x40 + i, offset: at * MiB, length: 2 * MiB }));
+    await writeImage(c, 'local', source, ...writes);
+    const model = Model.blank(big).write(...writes);
+    const before = new Set((await lvs()).map((l) => l.name));
+    const copy = await c.copyImage('shared', source);
+    await usable(c, 'shared', copy);
+    const made = (await lvs()).filter((l) => !before.has(l.name));
+    expect(made).toHaveLength(1);
+    // Created at the 2 MiB chunk, extended as the 8 MiB of data came in (with the copy's
+    // headroom), never to the full virtual size.
+    expect(made[0].tags).toContain('diskflow.format=qcow2');
+    expect(made[0].size).toBeGreaterThan(8 * MiB);
+    expect(made[0].size).toBeLessThan(big);
+    expect(await sameContent(c, 'shared', copy, model)).toBe(true);
+  }, 60_000);
+});
+
+describe('SRM fencing and takeover', () => {
+  it('a stopped holder loses the role only after its lease expires; on SIGCONT it knows and does no SRM work', async () => {
+    const h1 = hosts.h1.process;
+    h1.kill('SIGSTOP');
+    const stoppedAt = Date.now();
+    try {
+      // (While the holder is fresh, h2 is refused: SRM_CONFLICT; the election test shows that.
+      // Here the call may also reach a worker only after h1's workflow tasks time out.)
+      const taken = await eventually(
+        async () => {
+          await clients.h2.startRepositoryManager('shared');
+          return Date.now();
+        },
+        () => true,
+        60_000,
+      );
+      // Never before the stopped holder's lease ran out and the taker saw it silent for a lease
+      // timeout plus the margin (half a lease).
+      expect(taken - stoppedAt).toBeGreaterThanOrEqual(1.5 * LEASE_MS);
+      expect(await srmOf(clients.h3)).toBe('srm-h2');
+    } finally {
+      h1.kill('SIGCONT');
+    }
+    await eventually(async () => logged(hosts.h1, 'SRM lease lost: this host is no longer the SRM').length, (n) => n > 0);
+    // It stopped polling the SRM queue: no SRM step reaches it any more.
+    await eventually(async () => logged(hosts.h1, 'stopped polling').filter((l) => String(l.taskQueue).startsWith('diskflow.srm.')).length, (n) => n > 0);
+    expect(await srmOf(clients.h1)).toBe('srm-h2');
+    // New objects are made by the new SRM.
+    const disk = await clients.h1.createVirtualDisk('shared', SIZE);
+    await usable(clients.h1, 'shared', disk);
+    expect((await clients.h1.getImageStatus('shared', disk)).hostId).toBe('srm-h2');
+    // h1 asked to act as SRM is refused by its own lease check.
+    await expect(clients.h1.startRepositoryManager('shared')).rejects.toMatchObject({ code: 'SRM_CONFLICT' });
+  }, 120_000);
+
+  it('an SRM killed mid-create: after its lease expires a newly elected SRM completes the creation', async () => {
+    await clients.h2.stopRepositoryManager('shared');
+    await hosts.h2.restart({ DISKFLOW_FAILPOINTS: 'mend.volume-created' });
+    await clients.h2.startRepositoryManager('shared');
+    const disk = await clients.h3.createVirtualDisk('shared', SIZE);
+    await hosts.h2.exited();
+    expect((await clients.h3.getImageStatus('shared', disk)).status).toBe('broken');
+    await eventually(() => clients.h3.startRepositoryManager('shared'), () => true, 60_000);
+    expect(await srmOf(clients.h1)).toBe('srm-h3');
+    const status = await usable(clients.h3, 'shared', disk, 60_000);
+    expect(status.hostId).toBe('srm-h3');
+    expect(await sameContent(clients.h3, 'shared', disk, Model.blank(SIZE))).toBe(true);
+    await hosts.h2.restart({ DISKFLOW_FAILPOINTS: '' });
+  }, 180_000);
+
+  it('leaves no loop device of a host that stopped', async () => {
+    await clients.h3.stopRepositoryManager('shared');
+    for (const id of ['h1', 'h2', 'h3']) await clients[id].disconnectStorageRepository('shared');
+    expect(loopsOver(lun!.device)).toEqual([]);
+  }, 60_000);
+});

@@ -1,0 +1,54 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MetadataSlots, SLOT_SIZE } from '../../activities/volumes/metadata-slots';
+
+// A file on the root file system stands in for the metadata LV (O_DIRECT works on it).
+const dir = mkdtempSync(join(tmpdir(), 'diskflow-slots-'));
+const device = join(dir, 'meta');
+execFileSync('truncate', ['-s', String(1024 * 1024 + 8 * 2 * SLOT_SIZE), device]);
+const OFFSET = 1024 * 1024;
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Overwrites part of a slot, as a write torn by a power loss would leave it. */
+function tear(pair: number, which: number): void {
+  const fd = openSync(device, 'r+');
+  writeSync(fd, Buffer.alloc(4096, 0x5a), 0, 4096, OFFSET + (pair * 2 + which) * SLOT_SIZE + 100);
+  closeSync(fd);
+}
+
+describe('metadata slot pairs', () => {
+  const slots = new MetadataSlots(device, OFFSET, 8);
+
+  it('creates once, replaces, lists, and keeps the previous version when a write is torn', async () => {
+    expect(await slots.write('image', 'a', '{"v":1}', 'create')).toBe(true);
+    expect(await slots.write('image', 'a', '{"v":9}', 'create')).toBe(false);
+    await slots.write('image', 'a', '{"v":2}', 'replace');
+    expect(await slots.read('image', 'a')).toBe('{"v":2}');
+    // Version 1 went to slot 0, version 2 to slot 1: tearing slot 1 brings version 1 back.
+    tear(0, 1);
+    expect(await new MetadataSlots(device, OFFSET, 8).read('image', 'a')).toBe('{"v":1}');
+    // The next write goes over the torn slot.
+    await slots.write('image', 'a', '{"v":3}', 'replace');
+    expect(await new MetadataSlots(device, OFFSET, 8).read('image', 'a')).toBe('{"v":3}');
+    await slots.write('volume', 'a', '{"volume":true}', 'create');
+    expect(await slots.list('image')).toEqual(['{"v":3}']);
+    expect(await slots.list('volume')).toEqual(['{"volume":true}']);
+  });
+
+  it('a deleted record is gone for every reader and its pair is reused', async () => {
+    await slots.remove('image', 'a');
+    expect(await new MetadataSlots(device, OFFSET, 8).read('image', 'a')).toBeNull();
+    expect(await slots.write('image', 'b', '{"b":1}', 'create')).toBe(true);
+    expect(await slots.list('image')).toEqual(['{"b":1}']);
+  });
+
+  it('refuses a new record when every pair is taken (NO_SPACE), and one too large for a slot', async () => {
+    for (let i = 0; i < 6; i++) await slots.write('image', `fill-${i}`, '{}', 'create');
+    await expect(slots.write('image', 'one-more', '{}', 'create')).rejects.toMatchObject({ code: 'NO_SPACE' });
+    await expect(slots.write('image', 'b', 'x'.repeat(SLOT_SIZE), 'replace')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(await slots.read('image', 'b')).toBe('{"b":1}');
+  });
+});
