@@ -3,9 +3,13 @@ import type { RepoFormat } from '../../../api/formats';
 import { DiskflowError } from '../../../api/errors';
 import type { RepositoryDriver } from '../repository';
 import { localfs } from './localfs';
+import { nfs } from './nfs';
+import { posixfs } from './posixfs';
 
 const DRIVERS: Partial<Record<RepoFormat, RepositoryDriver<never>>> = {
   'localfs-1.0': localfs as RepositoryDriver<never>,
+  'posixfs-1.0': posixfs as RepositoryDriver<never>,
+  'nfs-1.0': nfs as RepositoryDriver<never>,
 };
 
 export function driverFor(format: RepoFormat): RepositoryDriver<unknown> {
