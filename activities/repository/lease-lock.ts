@@ -77,7 +77,10 @@ export class LeaseLocks {
         if (content === null) continue; // pruned by a newer holder: look again
         const lease = parseLease(content);
         if (lease?.state === 'released') next = top + 1;
-        else if (!watched || watched.gen !== top || watched.content !== content) watched = { gen: top, content, since: Date.now() };
+        else if (!watched || watched.gen !== top || watched.content !== content) {
+          if (watched?.gen !== top) pause = 5;
+          watched = { gen: top, content, since: Date.now() };
+        }
         else if (Date.now() - watched.since >= this.ttlMs) next = top + 1; // its holder stopped renewing: expired
       }
       if (next !== null) {
@@ -86,8 +89,9 @@ export class LeaseLocks {
         watched = null;
         continue;
       }
+      // Sections are short: poll often, backing off a little while the same holder holds on.
       await sleep(pause);
-      pause = Math.min(pause * 2, Math.max(20, Math.floor(this.ttlMs / 10)), 250);
+      pause = Math.min(pause * 2, 50);
     }
   }
 
