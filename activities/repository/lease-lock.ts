@@ -66,7 +66,7 @@ export class LeaseLocks {
 
   async acquire(name: string): Promise<HeldLease> {
     const dir = await this.lockDir(name);
-    let watched: { gen: number; content: string; since: number } | null = null;
+    let watched = null as { gen: number; content: string; since: number } | null;
     let pause = 10;
     for (;;) {
       const top = await topGeneration(dir);
@@ -78,10 +78,10 @@ export class LeaseLocks {
         const lease = parseLease(content);
         if (lease?.state === 'released') next = top + 1;
         else if (!watched || watched.gen !== top || watched.content !== content) {
-          if (watched?.gen !== top) pause = 5;
+          // A new holder: its section is likely short, look again soon.
+          if (!watched || watched.gen !== top) pause = 5;
           watched = { gen: top, content, since: Date.now() };
-        }
-        else if (Date.now() - watched.since >= this.ttlMs) next = top + 1; // its holder stopped renewing: expired
+        } else if (Date.now() - watched.since >= this.ttlMs) next = top + 1; // its holder stopped renewing: expired
       }
       if (next !== null) {
         const held = await this.tryCreate(dir, next);
