@@ -20,7 +20,14 @@ import type { RepositoryRef } from '../activities/host/repositories';
 import { describeFailure, isCancellation } from '../api/failures';
 import { OperationProgress, PAUSE_SIGNAL, PROGRESS_QUERY, PROGRESS_SIGNAL, RESUME_SIGNAL, StepProgress } from '../api/progress';
 import { codedFailure } from './failures';
+import { repoTaskQueue } from '../api/task-queues';
 import { onObjectManager } from './routing';
+
+/** The hosts a step sent to `taskQueue` may run on, in operators' words. */
+function describeQueue(repo: RepositoryRef, taskQueue = repoTaskQueue(repo.repoUuid)): string {
+  const host = /^diskflow\.host\.(.+)$/.exec(taskQueue);
+  return host ? `host ${host[1]} (task queue ${taskQueue})` : `a host with repository ${repo.repoUuid} connected (task queue ${taskQueue})`;
+}
 
 export const pauseSignal = defineSignal(PAUSE_SIGNAL);
 export const resumeSignal = defineSignal(RESUME_SIGNAL);
@@ -28,8 +35,11 @@ export const progressSignal = defineSignal<[StepProgress]>(PROGRESS_SIGNAL);
 export const progressQuery = defineQuery<OperationProgress>(PROGRESS_QUERY);
 
 export interface OperationControl {
-  /** Runs a fix step on an image, pausable and cancellable as described above. */
-  fix<T>(repo: RepositoryRef, imageId: string, step: () => Promise<T>): Promise<T>;
+  /**
+   * Runs a fix step on an image, pausable and cancellable as described above. `taskQueue` is
+   * where the step was sent when not the repository's queue, for the `waitingFor` of progress.
+   */
+  fix<T>(repo: RepositoryRef, imageId: string, step: () => Promise<T>, taskQueue?: string): Promise<T>;
   /** Marks the operation done, for the progress query. */
   done(): void;
 }
@@ -41,10 +51,20 @@ export function operationControl(): OperationControl {
   let paused = false;
   let last: StepProgress | null = null;
   let running: CancellationScope | undefined;
+  // Where the current step may run, and whether a host has reported from it yet: until one
+  // has, the step waits for such a host (there may be none up), and the query says so.
+  let runsOn: string | null = null;
+  let started = false;
 
-  setHandler(progressQuery, () => ({ state: paused ? 'paused' : state, step: last }));
+  setHandler(progressQuery, () => ({
+    state: paused ? 'paused' : state,
+    step: last,
+    waitingFor: runsOn && !started && !paused ? runsOn : null,
+    runsOn,
+  }));
   setHandler(progressSignal, (progress) => {
     last = progress;
+    started = true;
   });
   setHandler(pauseSignal, () => {
     paused = true;
@@ -60,11 +80,13 @@ export function operationControl(): OperationControl {
     );
 
   return {
-    async fix(repo, imageId, step) {
+    async fix(repo, imageId, step, taskQueue) {
       state = 'fixing';
       for (;;) {
         try {
           await condition(() => !paused);
+          runsOn = describeQueue(repo, taskQueue);
+          started = false;
           const scope = new CancellationScope();
           running = scope;
           return await scope.run(step);
@@ -78,6 +100,7 @@ export function operationControl(): OperationControl {
           throw codedFailure(error);
         } finally {
           running = undefined;
+          runsOn = null;
         }
       }
     },

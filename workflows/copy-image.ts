@@ -44,7 +44,8 @@ export async function copyImage(input: CopyImageInput): Promise<NewImageOutput> 
   if (request.options.autoFix && persisted.made) {
     // Between two repositories, the copy runs on the caller's host, which has both connected.
     const crossRepo = step.input.source.repoUuid !== repo.repoUuid;
-    await control.fix(repo, imageId, () => mendImage(repo, imageId, crossRepo ? hostTaskQueue(request.hostId) : undefined));
+    const taskQueue = crossRepo ? hostTaskQueue(request.hostId) : undefined;
+    await control.fix(repo, imageId, () => mendImage(repo, imageId, taskQueue), taskQueue);
   }
   control.done();
   return answer.done({ imageId });

@@ -41,7 +41,7 @@ export async function createVirtualDisk(input: CreateVirtualDiskInput): Promise<
     if (persisted.baseCopied && request.baseSnapshotId) {
       const baseId = request.baseSnapshotId;
       // The base comes from another repository: only the caller's host is known to have both.
-      await control.fix(repo, baseId, () => mendImage(repo, baseId, hostTaskQueue(request.hostId)));
+      await control.fix(repo, baseId, () => mendImage(repo, baseId, hostTaskQueue(request.hostId)), hostTaskQueue(request.hostId));
     }
     await control.fix(repo, imageId, () => mendImage(repo, imageId));
   }

@@ -4,7 +4,6 @@ import { Bar, Presets } from 'cli-progress';
 import Table from 'cli-table3';
 import { DiskflowError, invalidArgument } from '../../../api/errors';
 import { Fix, FixType } from '../../../api/image-status';
-import { OperationProgress, PROGRESS_QUERY } from '../../../api/progress';
 import { parseInput } from '../../../api/validation';
 import type { StorageClient } from '../../storage-client';
 import { formatBytes } from '../output';
@@ -35,16 +34,24 @@ async function runFix(client: StorageClient, repoId: string, fix: Fix, hostId: s
   try {
     ({ operationId } = await client.fixStorageRepository(repoId, fix, hostId ? { hostId } : {}));
     bar?.start(100, 0, { state: '' });
-    const handle = client.temporal.workflow.getHandle(operationId);
     const done = client.waitForOperation(operationId);
     let finished = false;
     void done.then(
       () => (finished = true),
       () => (finished = true),
     );
-    while (!finished && bar) {
-      const progress = await handle.query<OperationProgress>(PROGRESS_QUERY).catch(() => null);
-      if (progress?.step) bar.update(Math.max(0, progress.step.percentComplete), { state: `stage ${progress.step.stage.current}/${progress.step.stage.total}${progress.state === 'paused' ? ' paused' : ''}` });
+    let lastWait = '';
+    while (!finished) {
+      const progress = await client.operationProgress(operationId);
+      const waiting = progress?.waitingFor ? `waiting for ${progress.waitingFor}` : '';
+      if (bar) {
+        if (waiting) bar.update({ state: waiting });
+        else if (progress?.step) bar.update(Math.max(0, progress.step.percentComplete), { state: `stage ${progress.step.stage.current}/${progress.step.stage.total}${progress.state === 'paused' ? ' paused' : ''}` });
+      } else if (waiting && waiting !== lastWait) {
+        // Without a terminal, say once what the fix waits for (a host that is down, for one).
+        process.stderr.write(`${fix.type}: ${waiting}\n`);
+      }
+      lastWait = waiting;
       await new Promise((r) => setTimeout(r, 500));
     }
     await done;
