@@ -23,6 +23,7 @@ import type { StorageClient } from '../../client/storage-client';
 import { Model, sameContent, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
 import { cleanUpMounts, mountsUnder, xfsImage } from '../harness/mounts';
+import { imageRecord } from '../harness/records';
 import { removeTempDirs } from '../harness/repositories';
 import { eventually } from '../harness/wait';
 
@@ -146,6 +147,22 @@ describe('posixfs-1.0 shared by three hosts', () => {
       await h4.stop();
     }
   });
+
+  it('three hosts updating one image record at once lose no update (lease locks across hosts)', async () => {
+    const disk = await clients.h1.createVirtualDisk('shared', 16 * MiB);
+    await usable(clients.h1, disk);
+    const start = imageRecord(mountOf('h1'), disk).generation;
+    const ROUNDS = 4;
+    for (let round = 0; round < ROUNDS; round++) {
+      // prepareImage adds the host to the record's `prepared`, teardownImage removes it: both read-modify-write.
+      await Promise.all(HOSTS.map((h) => clients[h].prepareImage('shared', disk)));
+      expect(Object.keys(imageRecord(mountOf('h2'), disk).prepared).sort()).toEqual([...HOSTS]);
+      await Promise.all(HOSTS.map((h) => clients[h].teardownImage('shared', disk)));
+      expect(imageRecord(mountOf('h3'), disk).prepared).toEqual({});
+    }
+    // Every one of the 2 x 3 x ROUNDS updates was applied on top of the one before it.
+    expect(imageRecord(mountOf('h1'), disk).generation).toBe(start + 2 * HOSTS.length * ROUNDS);
+  }, 120_000);
 
   it('three hosts create, copy and remove images at once: no lost update, every image correct, nothing left to clean or mend', async () => {
     const SIZE = 32 * MiB;
