@@ -339,7 +339,10 @@ describe('posixfs-1.0 shared by three hosts', () => {
     expect(existsSync(join(mountOf('h3'), 'diskflow-repository.json'))).toBe(true);
   });
 
-  it('disconnect unmounts; connect mounts again', async () => {
+  it('a worker that stops leaves its mount (VMs may use it) and its restart re-uses it; disconnect unmounts; connect mounts again', async () => {
+    await hosts.h3.restart();
+    expect(mountsUnder(hosts.h3.home)).toEqual([mountOf('h3')]);
+    expect((await clients.h3.listImages('shared')).length).toBeGreaterThan(0);
     await clients.h3.disconnectStorageRepository('shared');
     expect(mountsUnder(hosts.h3.home)).toEqual([]);
     await clients.h3.connectStorageRepository('shared', 'posixfs-1.0', params);
