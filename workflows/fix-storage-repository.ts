@@ -1,4 +1,4 @@
-import { workflowInfo } from '@temporalio/workflow';
+import { patched, workflowInfo } from '@temporalio/workflow';
 import type { FixPlan } from '../activities/fixes/plans';
 import type { RepositoryRef } from '../activities/host/repositories';
 import { FixStartedOutput, FixStorageRepositoryInput } from '../api/operations';
@@ -25,7 +25,8 @@ export async function fixStorageRepository(input: FixStorageRepositoryInput): Pr
       const request = validate(FixStorageRepositoryInput, input);
       tagOperation({ operation: 'fixStorageRepository', repo: request.repositoryId, image: request.fix.imageIds[0], host: request.options.hostId ?? request.hostId });
       const chosenHost = request.options.hostId;
-      if (chosenHost && chosenHost !== request.hostId) {
+      // patched: fixes on a chosen host started before this check existed replay without it.
+      if (chosenHost && chosenHost !== request.hostId && patched('fix-checks-chosen-host')) {
         // The chosen host must be up and have the repository connected, before anything is claimed.
         const { repoUuid } = await withCodes(() => onHost(request.hostId).resolveRepository({ repoId: request.repositoryId }));
         await withCodes(() => onHost(chosenHost).requireConnected({ repoUuid, repoId: request.repositoryId }));
