@@ -17,10 +17,10 @@ export function hostSettings(fixKey: Buffer, env: NodeJS.ProcessEnv = process.en
 
 /**
  * DISKFLOW_MAX_CONCURRENT_STEPS: how many steps of one repository's queue this host runs at once
- * (default 8). A host at its cap stops taking steps, so the rest go to other hosts that have the
+ * (default 16). A host at its cap stops taking steps, so the rest go to other hosts that have the
  * repository connected.
  */
 export function maxConcurrentSteps(env: NodeJS.ProcessEnv = process.env): number {
   const value = Number(env.DISKFLOW_MAX_CONCURRENT_STEPS);
-  return Number.isInteger(value) && value > 0 ? value : 8;
+  return Number.isInteger(value) && value > 0 ? value : 16;
 }

@@ -20,6 +20,7 @@ import { createFileExclusive } from '../../activities/repository/atomic-file';
 import { nfsMountSpec } from '../../activities/repository/formats/nfs';
 import { DiskflowError } from '../../api/errors';
 import type { StorageClient } from '../../client/storage-client';
+import { diskflow } from '../harness/cli';
 import { Model, sameContent, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
 import { cleanUpMounts, mountsUnder, xfsImage } from '../harness/mounts';
@@ -343,9 +344,12 @@ describe('posixfs-1.0 shared by three hosts', () => {
     await hosts.h3.restart();
     expect(mountsUnder(hosts.h3.home)).toEqual([mountOf('h3')]);
     expect((await clients.h3.listImages('shared')).length).toBeGreaterThan(0);
-    await clients.h3.disconnectStorageRepository('shared');
+    // As an operator does it, with the CLI.
+    expect((await diskflow(['repo', 'disconnect', 'shared', '--host', 'h3'])).code).toBe(0);
     expect(mountsUnder(hosts.h3.home)).toEqual([]);
-    await clients.h3.connectStorageRepository('shared', 'posixfs-1.0', params);
+    const connect = await diskflow(['repo', 'connect', 'shared', 'posixfs-1.0', '--param', `spec=${file}`, '--param', 'vfsType=xfs', '--param', 'mountOptions=loop', '--host', 'h3']);
+    expect(connect.stderr).toBe('');
+    expect(connect.code).toBe(0);
     expect(mountsUnder(hosts.h3.home)).toEqual([mountOf('h3')]);
   });
 });
