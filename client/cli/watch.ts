@@ -33,6 +33,7 @@ export async function watchImage(client: StorageClient, repoId: string, imageId:
   const bar = tty ? bars.create(100, 0, { stage: '-', rate: '-' }) : undefined;
   let samples: { at: number; bytes: number }[] = [];
   let lastLine = '';
+  let waitingSince: number | null = null;
   try {
     for (;;) {
       const status = await client.getImageStatus(repoId, imageId);
@@ -46,7 +47,9 @@ export async function watchImage(client: StorageClient, repoId: string, imageId:
       const perSecond = first && latest && latest.at > first.at ? ((latest.bytes - first.bytes) * 1000) / (latest.at - first.at) : 0;
       const rate = perSecond > 0 ? `${formatBytes(perSecond)}/s` : '-';
       const percent = Math.max(0, step?.percentComplete ?? status.percentComplete);
-      const waiting = live?.waitingFor ? ` waiting for ${live.waitingFor}` : '';
+      // Only a wait that lasts is shown: every step waits a moment before a host reports from it.
+      waitingSince = live?.waitingFor ? (waitingSince ?? Date.now()) : null;
+      const waiting = live?.waitingFor && Date.now() - waitingSince! >= 3000 ? ` waiting for ${live.waitingFor}` : '';
       const stage = `stage ${formatStage(status).split(' ')[0]}${live?.state === 'paused' ? ' (paused)' : ''}${waiting}`;
       if (bar) bar.update(percent, { stage, rate });
       else {

@@ -27,6 +27,8 @@ export function printFixes(fixes: Fix[]): void {
   process.stdout.write(table.toString() + '\n');
 }
 
+const WAIT_WORTH_TELLING_MS = 3000;
+
 /** Runs one fix to its end, drawing its progress on a terminal. */
 async function runFix(client: StorageClient, repoId: string, fix: Fix, hostId: string | undefined): Promise<FixOutcome> {
   let operationId: string | null = null;
@@ -40,18 +42,21 @@ async function runFix(client: StorageClient, repoId: string, fix: Fix, hostId: s
       () => (finished = true),
       () => (finished = true),
     );
-    let lastWait = '';
+    // A step is briefly "waiting" between being scheduled and a host reporting from it: only a
+    // wait that lasts (no suitable host up) is worth a line without a terminal.
+    let waitingSince = null as { what: string; at: number; told: boolean } | null;
     while (!finished) {
       const progress = await client.operationProgress(operationId);
       const waiting = progress?.waitingFor ? `waiting for ${progress.waitingFor}` : '';
+      if (!waiting) waitingSince = null;
+      else if (waitingSince?.what !== waiting) waitingSince = { what: waiting, at: Date.now(), told: false };
       if (bar) {
         if (waiting) bar.update({ state: waiting });
         else if (progress?.step) bar.update(Math.max(0, progress.step.percentComplete), { state: `stage ${progress.step.stage.current}/${progress.step.stage.total}${progress.state === 'paused' ? ' paused' : ''}` });
-      } else if (waiting && waiting !== lastWait) {
-        // Without a terminal, say once what the fix waits for (a host that is down, for one).
+      } else if (waitingSince && !waitingSince.told && Date.now() - waitingSince.at >= WAIT_WORTH_TELLING_MS) {
         process.stderr.write(`${fix.type}: ${waiting}\n`);
+        waitingSince.told = true;
       }
-      lastWait = waiting;
       await new Promise((r) => setTimeout(r, 500));
     }
     await done;
