@@ -300,6 +300,36 @@ describe('posixfs-1.0 shared by three hosts', () => {
     expect(mountsUnder(hosts.h1.home)).toEqual([mountOf('h1')]);
   }, 240_000);
 
+  it('a host at its DISKFLOW_MAX_CONCURRENT_STEPS takes no more steps; a fix waiting for one says so in `diskflow repo fix`', async () => {
+    const h5 = await startHost('h5', { DISKFLOW_MAX_CONCURRENT_STEPS: '1', DISKFLOW_COPY_RATE_LIMIT: '8M', DISKFLOW_COPY_CHUNK: '8M' });
+    const c = await clientFor('h5');
+    try {
+      const solo = { spec: xfsImage('1G'), vfsType: 'xfs', mountOptions: 'loop' };
+      await c.initStorageRepository('posixfs-1.0', solo);
+      await c.connectStorageRepository('solo', 'posixfs-1.0', solo);
+      const source = await c.createVirtualDisk('solo', 128 * MiB);
+      await eventually(() => c.getImageStatus('solo', source), (s) => s.status === 'optimized');
+      await writeImage(c, 'solo', source, { pattern: 0x44, offset: 0, length: 96 * MiB });
+      const blank = await c.createVirtualDisk('solo', 16 * MiB, null, {}, { autoFix: false });
+      // A copy of about 12 s takes h5's only slot.
+      const copy = await c.copyImage('solo', source);
+      await eventually(() => c.getImageStatus('solo', copy), (s) => s.percentComplete > 0, 30_000);
+      const fixed = await diskflow(['repo', 'fix', 'solo', '--type', 'mend'], { DISKFLOW_HOST_ID: 'h5' });
+      expect(fixed.code).toBe(0);
+      expect(fixed.stderr).toMatch(/mend: waiting for a host with repository [0-9a-f-]+ connected \(task queue diskflow\.repo\.[0-9a-f-]+\)/);
+      // The mend ran after the copy had freed the slot.
+      const [copied, mended] = await Promise.all([c.getImageStatus('solo', copy), c.getImageStatus('solo', blank)]);
+      expect(copied.status).toBe('optimized');
+      expect(mended.status).toBe('optimized');
+      expect(imageRecord(mountPointFor(h5.home, { vfsType: 'xfs', spec: solo.spec }), blank).updatedAt >= imageRecord(mountPointFor(h5.home, { vfsType: 'xfs', spec: solo.spec }), copy).updatedAt).toBe(true);
+      await c.disconnectStorageRepository('solo');
+      expect(mountsUnder(h5.home)).toEqual([]);
+    } finally {
+      await c.close();
+      await h5.stop();
+    }
+  }, 180_000);
+
   it('nfs-1.0 builds `mount -t nfs -o <options> server:/export <point>`; without an NFS client the connect fails clearly and leaves nothing', async () => {
     const spec = nfsMountSpec({ server: 'filer.example', export: '/exports/vm', mountOptions: 'vers=4.2,hard' });
     expect(mountArgs(spec, '/home/x/mnt/p')).toEqual(['-t', 'nfs', '-o', 'vers=4.2,hard', 'filer.example:/exports/vm', '/home/x/mnt/p']);
