@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { DiskflowError } from '../../api/errors';
 import { run } from '../process';
 
+const MOUNT_TIMEOUT_MS = 60_000;
+
 export interface MountSpec {
   vfsType: string;
   spec: string;
@@ -77,7 +79,8 @@ export async function ensureMounted(spec: MountSpec, target: string): Promise<bo
     throw new DiskflowError('STORAGE_ERROR', `${target} already has ${mounted.source} (${mounted.fsType}) mounted, not ${spec.spec}`);
   }
   try {
-    await run('mount', mountArgs(spec, target));
+    // An unreachable server must not hang a connect (or a worker's start) for ever.
+    await run('mount', mountArgs(spec, target), { signal: AbortSignal.timeout(MOUNT_TIMEOUT_MS) });
   } catch (error) {
     await rmdir(target).catch(() => undefined);
     throw new DiskflowError('STORAGE_ERROR', `could not mount ${spec.spec} (${spec.vfsType}) at ${target}: ${(error as Error).message}`);
@@ -89,7 +92,7 @@ export async function ensureMounted(spec: MountSpec, target: string): Promise<bo
 export async function unmount(target: string): Promise<void> {
   if (await findMount(target)) {
     try {
-      await run('umount', [target]);
+      await run('umount', [target], { signal: AbortSignal.timeout(MOUNT_TIMEOUT_MS) });
     } catch (error) {
       throw new DiskflowError('STORAGE_ERROR', `could not unmount ${target}: ${(error as Error).message}`);
     }

@@ -371,9 +371,11 @@ describe('posixfs-1.0 shared by three hosts', () => {
   });
 
   it('a worker that stops leaves its mount (VMs may use it) and its restart re-uses it; disconnect unmounts; connect mounts again', async () => {
+    const disk = await clients.h3.createVirtualDisk('shared', MiB);
+    await usable(clients.h3, disk);
     await hosts.h3.restart();
     expect(mountsUnder(hosts.h3.home)).toEqual([mountOf('h3')]);
-    expect((await clients.h3.listImages('shared')).length).toBeGreaterThan(0);
+    expect((await clients.h3.listImages('shared')).map((s) => s.imageId)).toContain(disk);
     // As an operator does it, with the CLI.
     expect((await diskflow(['repo', 'disconnect', 'shared', '--host', 'h3'])).code).toBe(0);
     expect(mountsUnder(hosts.h3.home)).toEqual([]);
