@@ -8,7 +8,8 @@
  *   number with link(2), which fails if it exists: among hosts racing for it exactly one wins;
  * - the holder rewrites its file (atomic rename) every TTL/3 with a new renewal count;
  * - a waiter that sees the top file unchanged for a whole TTL, by its own clock, deems its holder
- *   dead and creates the next number, again with link(2). No clocks are compared across hosts;
+ *   dead and creates the next number, again with link(2). No clocks are compared across hosts.
+ *   A lease of this same host whose process is gone (a restarted worker) is taken over at once;
  * - release marks the holder's own file `released` (never deleting it: numbers only grow, so a
  *   waiter's stale observation can never make it create a number someone already reused).
  *
@@ -76,7 +77,7 @@ export class LeaseLocks {
         const content = await readFile(join(dir, `${top}.lease`), 'utf8').catch(() => null);
         if (content === null) continue; // pruned by a newer holder: look again
         const lease = parseLease(content);
-        if (lease?.state === 'released') next = top + 1;
+        if (lease?.state === 'released' || (lease && this.diedHere(lease))) next = top + 1;
         else if (!watched || watched.gen !== top || watched.content !== content) {
           // A new holder: its section is likely short, look again soon.
           if (!watched || watched.gen !== top) pause = 5;
@@ -92,6 +93,20 @@ export class LeaseLocks {
       // Sections are short: poll often, backing off a little while the same holder holds on.
       await sleep(pause);
       pause = Math.min(pause * 2, 50);
+    }
+  }
+
+  /**
+   * A lease of this very host whose process is gone (the worker before a restart): taken over
+   * at once instead of after a TTL. Host ids are unique in a cluster, so its pid is on this machine.
+   */
+  private diedHere(lease: LeaseFile): boolean {
+    if (lease.holder?.hostId !== this.holder.hostId || lease.holder.pid === this.holder.pid) return false;
+    try {
+      process.kill(lease.holder.pid, 0);
+      return false;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'ESRCH';
     }
   }
 

@@ -2,6 +2,7 @@
  * Lease locks on real files in a temporary directory, with two holders standing for two hosts
  * (two LeaseLocks instances share nothing but the directory, like two hosts share a mount).
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,5 +120,25 @@ describe('lease locks', () => {
     // Its release did not touch the new holder's lease.
     expect(JSON.parse(readFileSync(join(locks, 'image_x', '2.lease'), 'utf8')).state).toBe('held');
     await taken.release();
+  });
+
+  it('a lease of this same host whose process is gone (the worker before a restart) is taken over at once', async () => {
+    const { locks, tmp } = repo();
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+    mkdirSync(join(locks, 'image_x'), { recursive: true });
+    const before = { schema: 'diskflow.lease/1', holder: { hostId: 'h', pid: gone }, state: 'held', acquiredAt: '', renewedAt: '', renewals: 0 };
+    await createFileExclusive(join(locks, 'image_x', '1.lease'), JSON.stringify(before), tmp);
+    const restarted = new LeaseLocks(locks, tmp, { hostId: 'h', pid: process.pid }, 10_000);
+    const started = Date.now();
+    const held = await restarted.acquire('image_x');
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(held.gen).toBe(2);
+    await held.release();
+    // Another host's lease with the same (dead) pid is not judged by this machine's processes.
+    await createFileExclusive(join(locks, 'image_x', '3.lease'), JSON.stringify({ ...before, holder: { hostId: 'other', pid: gone } }), tmp);
+    const waiter = new LeaseLocks(locks, tmp, { hostId: 'h', pid: process.pid }, 400);
+    const t0 = Date.now();
+    await (await waiter.acquire('image_x')).release();
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(390);
   });
 });
