@@ -22,5 +22,12 @@ export type StepProgress = z.infer<typeof StepProgress>;
 export const OperationProgress = z.object({
   state: z.enum(['persisting', 'fixing', 'paused', 'done']),
   step: StepProgress.nullable(),
+  /**
+   * While a step is scheduled but no host has started it: what it waits for, e.g. "a host with
+   * repository R connected (task queue diskflow.repo.<uuid>)". Null while a host runs it.
+   */
+  waitingFor: z.string().nullable().optional(),
+  /** Where the running step may run (the same words), also while a host runs it. */
+  runsOn: z.string().nullable().optional(),
 });
 export type OperationProgress = z.infer<typeof OperationProgress>;

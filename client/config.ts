@@ -18,7 +18,8 @@ export interface TemporalSettings {
 }
 
 export function temporalSettings(env: NodeJS.ProcessEnv = process.env): TemporalSettings {
-  const read = (name: string) => (env[name] ? readFileSync(env[name]!) : undefined);
+  // A file path (TEMPORAL_TLS_CERT), or the PEM itself (TEMPORAL_TLS_CERT_DATA), as the Temporal CLI takes them.
+  const read = (name: string) => (env[name] ? readFileSync(env[name]!) : env[`${name}_DATA`] ? Buffer.from(env[`${name}_DATA`]!) : undefined);
   const cert = read('TEMPORAL_TLS_CERT');
   const key = read('TEMPORAL_TLS_KEY');
   const ca = read('TEMPORAL_TLS_CA');

@@ -40,6 +40,10 @@ import { HostOption } from '../api/options';
 import { WORKFLOW_TASK_QUEUE } from '../api/task-queues';
 import { parseInput } from '../api/validation';
 import { defaultHostId, temporalSettings } from './config';
+import { OperationProgress, PROGRESS_QUERY } from '../api/progress';
+
+/** PendingActivityState SCHEDULED: no worker has the attempt yet. */
+const SCHEDULED = 1;
 
 export interface StorageClientOptions {
   address?: string;
@@ -179,6 +183,19 @@ export class StorageClient {
   }
 
   /** Waits for an operation (a workflow id, e.g. a fix's operationId) to end; fails with its code. */
+  /**
+   * Live progress of a running operation: its `progress` query, plus what a retried step waits
+   * for (the host that ran it died and no other has taken it yet), which only the server knows.
+   */
+  async operationProgress(operationId: string): Promise<OperationProgress | null> {
+    const handle = this.temporal.workflow.getHandle(operationId);
+    const progress = await handle.query<OperationProgress>(PROGRESS_QUERY).catch(() => null);
+    if (!progress || progress.waitingFor || !progress.runsOn) return progress;
+    const { raw } = await handle.describe().catch(() => ({ raw: null }));
+    const retrying = raw?.pendingActivities?.find((a) => Number(a.attempt) > 1 && Number(a.state) === SCHEDULED);
+    return retrying ? { ...progress, waitingFor: `${progress.runsOn}, attempt ${retrying.attempt}` } : progress;
+  }
+
   async waitForOperation(operationId: string): Promise<void> {
     try {
       await this.ensureConnected();

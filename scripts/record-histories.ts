@@ -125,6 +125,15 @@ const scenarios: Scenario[] = [
       }
     },
   ],
+  [
+    // The engine chose a host that is not there: the fix is refused before anything is claimed.
+    'fix-on-missing-host',
+    async (c, { repo }) => {
+      await c.createVirtualDisk(repo, 1 << 20, null, {}, { autoFix: false });
+      const [fix] = (await c.checkStorageRepository(repo)).filter((f) => f.type === 'mend');
+      await c.fixStorageRepository(repo, fix, { hostId: 'no-such-host' });
+    },
+  ],
   ['disconnect-ok', (c, { repo }) => c.disconnectStorageRepository(repo)],
 ];
 

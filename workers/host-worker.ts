@@ -21,7 +21,7 @@ import { SrmPollers, SrmRoles } from '../activities/srm/srm-roles';
 import type { TemporalSettings } from '../client/config';
 import { lockHome } from './home-lock';
 import { loadFixKey } from './fix-key';
-import { hostSettings } from './settings';
+import { hostSettings, maxConcurrentSteps } from './settings';
 import { installTemporalLogging, Logger } from './logger';
 
 export interface HostWorkerOptions {
@@ -137,8 +137,10 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
   async start(repository: Repository): Promise<void> {
     const taskQueue = repoTaskQueue(repository.header.uuid);
     if (this.running.has(taskQueue)) return;
-    await this.launch(await Worker.create({ ...this.common(taskQueue), ...this.activityOptions }));
-    this.options.logger.info({ taskQueue, location: repository.location }, 'polling repository queue');
+    // A cap per host and repository, so a burst of fix steps spreads over the hosts that have it connected.
+    const maxConcurrentActivityTaskExecutions = maxConcurrentSteps();
+    await this.launch(await Worker.create({ ...this.common(taskQueue), ...this.activityOptions, maxConcurrentActivityTaskExecutions }));
+    this.options.logger.info({ taskQueue, location: repository.location, maxConcurrentSteps: maxConcurrentActivityTaskExecutions }, 'polling repository queue');
   }
 
   async stop(repoUuid: string): Promise<void> {

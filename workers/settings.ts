@@ -16,3 +16,13 @@ export function hostSettings(fixKey: Buffer, env: NodeJS.ProcessEnv = process.en
     progressIntervalMs: env.DISKFLOW_PROGRESS_INTERVAL_MS ? Number(env.DISKFLOW_PROGRESS_INTERVAL_MS) : 2000,
   };
 }
+
+/**
+ * DISKFLOW_MAX_CONCURRENT_STEPS: how many steps of one repository's queue this host runs at once
+ * (default 16). A host at its cap stops taking steps, so the rest go to other hosts that have the
+ * repository connected.
+ */
+export function maxConcurrentSteps(env: NodeJS.ProcessEnv = process.env): number {
+  const value = Number(env.DISKFLOW_MAX_CONCURRENT_STEPS);
+  return Number.isInteger(value) && value > 0 ? value : 16;
+}

@@ -20,7 +20,17 @@ import type { RepositoryRef } from '../activities/host/repositories';
 import { describeFailure, isCancellation } from '../api/failures';
 import { OperationProgress, PAUSE_SIGNAL, PROGRESS_QUERY, PROGRESS_SIGNAL, RESUME_SIGNAL, StepProgress } from '../api/progress';
 import { codedFailure } from './failures';
-import { onObjectManager } from './routing';
+import { srmTaskQueue } from '../api/task-queues';
+import { fixTaskQueue, onObjectManager } from './routing';
+
+/** The hosts a fix step may run on, in operators' words. */
+function describeQueue(repo: RepositoryRef, chosen?: string): string {
+  const taskQueue = fixTaskQueue(repo, chosen);
+  const host = /^diskflow\.host\.(.+)$/.exec(taskQueue);
+  if (host) return `host ${host[1]} (task queue ${taskQueue})`;
+  if (taskQueue === srmTaskQueue(repo.repoUuid)) return `the SRM of repository ${repo.repoUuid} (task queue ${taskQueue})`;
+  return `a host with repository ${repo.repoUuid} connected (task queue ${taskQueue})`;
+}
 
 export const pauseSignal = defineSignal(PAUSE_SIGNAL);
 export const resumeSignal = defineSignal(RESUME_SIGNAL);
@@ -28,8 +38,11 @@ export const progressSignal = defineSignal<[StepProgress]>(PROGRESS_SIGNAL);
 export const progressQuery = defineQuery<OperationProgress>(PROGRESS_QUERY);
 
 export interface OperationControl {
-  /** Runs a fix step on an image, pausable and cancellable as described above. */
-  fix<T>(repo: RepositoryRef, imageId: string, step: () => Promise<T>): Promise<T>;
+  /**
+   * Runs a fix step on an image, pausable and cancellable as described above. `taskQueue` is
+   * where the step was sent when not the repository's queue, for the `waitingFor` of progress.
+   */
+  fix<T>(repo: RepositoryRef, imageId: string, step: () => Promise<T>, taskQueue?: string): Promise<T>;
   /** Marks the operation done, for the progress query. */
   done(): void;
 }
@@ -41,10 +54,20 @@ export function operationControl(): OperationControl {
   let paused = false;
   let last: StepProgress | null = null;
   let running: CancellationScope | undefined;
+  // Where the current step may run, and whether a host has reported from it yet: until one
+  // has, the step waits for such a host (there may be none up), and the query says so.
+  let runsOn: string | null = null;
+  let started = false;
 
-  setHandler(progressQuery, () => ({ state: paused ? 'paused' : state, step: last }));
+  setHandler(progressQuery, () => ({
+    state: paused ? 'paused' : state,
+    step: last,
+    waitingFor: runsOn && !started && !paused ? runsOn : null,
+    runsOn,
+  }));
   setHandler(progressSignal, (progress) => {
     last = progress;
+    started = true;
   });
   setHandler(pauseSignal, () => {
     paused = true;
@@ -60,11 +83,13 @@ export function operationControl(): OperationControl {
     );
 
   return {
-    async fix(repo, imageId, step) {
+    async fix(repo, imageId, step, taskQueue) {
       state = 'fixing';
       for (;;) {
         try {
           await condition(() => !paused);
+          runsOn = describeQueue(repo, taskQueue);
+          started = false;
           const scope = new CancellationScope();
           running = scope;
           return await scope.run(step);
@@ -78,6 +103,7 @@ export function operationControl(): OperationControl {
           throw codedFailure(error);
         } finally {
           running = undefined;
+          runsOn = null;
         }
       }
     },

@@ -46,7 +46,9 @@ export async function copyImage(input: CopyImageInput): Promise<NewImageOutput> 
     // into a repository that needs an SRM, on the SRM (the only host that may grow its volumes
     // and write its records), which must have the source connected too.
     const crossRepo = step.input.source.repoUuid !== repo.repoUuid;
-    await control.fix(repo, imageId, () => mendImage(repo, imageId, crossRepo && !repo.needsSrm ? hostTaskQueue(request.hostId) : undefined));
+    // Into a repository that needs an SRM, the SRM copies (it must have the source connected).
+    const taskQueue = crossRepo && !repo.needsSrm ? hostTaskQueue(request.hostId) : undefined;
+    await control.fix(repo, imageId, () => mendImage(repo, imageId, taskQueue), taskQueue);
   }
   control.done();
   return answer.done({ imageId });

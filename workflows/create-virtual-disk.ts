@@ -42,7 +42,8 @@ export async function createVirtualDisk(input: CreateVirtualDiskInput): Promise<
       const baseId = request.baseSnapshotId;
       // The base comes from another repository: only the caller's host is known to have both
       // (into a repository that needs an SRM: the SRM, see copyImage).
-      await control.fix(repo, baseId, () => mendImage(repo, baseId, repo.needsSrm ? undefined : hostTaskQueue(request.hostId)));
+      const taskQueue = repo.needsSrm ? undefined : hostTaskQueue(request.hostId);
+      await control.fix(repo, baseId, () => mendImage(repo, baseId, taskQueue), taskQueue);
     }
     await control.fix(repo, imageId, () => mendImage(repo, imageId));
   }

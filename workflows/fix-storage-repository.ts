@@ -1,14 +1,14 @@
-import { workflowInfo } from '@temporalio/workflow';
+import { patched, workflowInfo } from '@temporalio/workflow';
 import type { FixPlan } from '../activities/fixes/plans';
 import type { RepositoryRef } from '../activities/host/repositories';
 import { FixStartedOutput, FixStorageRepositoryInput } from '../api/operations';
 import { hostTaskQueue } from '../api/task-queues';
 import { operationControl } from './control';
-import { validate } from './failures';
+import { validate, withCodes } from './failures';
 import { mendImage } from './fix-steps';
 import { answerOncePersisted } from './persisted';
 import { persistStep } from './persist-step';
-import { forFixes, onObjectManager } from './routing';
+import { forFixes, onHost, onObjectManager } from './routing';
 import { tagOperation } from './tags';
 
 /**
@@ -24,6 +24,13 @@ export async function fixStorageRepository(input: FixStorageRepositoryInput): Pr
     async () => {
       const request = validate(FixStorageRepositoryInput, input);
       tagOperation({ operation: 'fixStorageRepository', repo: request.repositoryId, image: request.fix.imageIds[0], host: request.options.hostId ?? request.hostId });
+      const chosenHost = request.options.hostId;
+      // patched: fixes on a chosen host started before this check existed replay without it.
+      if (chosenHost && chosenHost !== request.hostId && patched('fix-checks-chosen-host')) {
+        // The chosen host must be up and have the repository connected, before anything is claimed.
+        const { repoUuid } = await withCodes(() => onHost(request.hostId).resolveRepository({ repoId: request.repositoryId }));
+        await withCodes(() => onHost(chosenHost).requireConnected({ repoUuid, repoId: request.repositoryId }));
+      }
       const { repo, persisted } = await persistStep(request.hostId, request.repositoryId, { op: 'accept-fix', data: request.fix.data, operationId });
       return { request, repo, plan: persisted.plan };
     },
@@ -46,14 +53,14 @@ async function carryOut(repo: RepositoryRef, plan: FixPlan, operationId: string,
       else await onObjectManager(repo).cleanRemovedImage({ repoUuid, imageId: plan.imageId, operationId });
       return;
     case 'mend':
-      await control.fix(repo, plan.imageId, () => mendImage(repo, plan.imageId, taskQueue));
+      await control.fix(repo, plan.imageId, () => mendImage(repo, plan.imageId, taskQueue), taskQueue);
       return;
     case 'optimize':
-      await control.fix(repo, plan.imageId, () => forFixes(repo, taskQueue).optimizeImage({ repoUuid, imageId: plan.imageId, operationId }));
+      await control.fix(repo, plan.imageId, () => forFixes(repo, taskQueue).optimizeImage({ repoUuid, imageId: plan.imageId, operationId }), taskQueue);
       return;
     case 'merge':
       await control.fix(repo, plan.imageId, () =>
-        forFixes(repo, taskQueue).mergeVolumes({ repoUuid, imageId: plan.imageId, operationId, upper: plan.upper, lower: plan.lower }),
+        forFixes(repo, taskQueue).mergeVolumes({ repoUuid, imageId: plan.imageId, operationId, upper: plan.upper, lower: plan.lower }), taskQueue,
       );
       return;
   }

@@ -61,6 +61,13 @@ export const onObjectManager = (repo: RepositoryRef) =>
   });
 
 /**
+ * Where a fix step goes unless sent to a chosen host's queue: fixes create and extend volumes,
+ * which on formats that need an SRM only the SRM may.
+ */
+export const fixTaskQueue = (repo: RepositoryRef, taskQueue?: string): string =>
+  taskQueue ?? (repo.needsSrm ? srmTaskQueue(repo.repoUuid) : repoTaskQueue(repo.repoUuid));
+
+/**
  * Fix steps that move data, on any host that has the repository connected (or a chosen host).
  * No scheduleToStart limit: when no suitable host is up, the step waits, visibly, until one
  * is. Steps heartbeat every second or so, so a 10 s heartbeat timeout notices a dead host
@@ -69,8 +76,7 @@ export const onObjectManager = (repo: RepositoryRef) =>
  */
 export const forFixes = (repo: RepositoryRef, taskQueue?: string) =>
   proxyActivities<Activities>({
-    // Fixes create and extend volumes: on formats that need an SRM only the SRM may.
-    taskQueue: taskQueue ?? (repo.needsSrm ? srmTaskQueue(repo.repoUuid) : repoTaskQueue(repo.repoUuid)),
+    taskQueue: fixTaskQueue(repo, taskQueue),
     startToCloseTimeout: '24 hours',
     heartbeatTimeout: '10 seconds',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,

@@ -109,7 +109,13 @@ export class HostConnections {
       }
       if (connection) {
         await this.pollers.stop(connection.repository.header.uuid);
-        await connection.repository.disconnect();
+        try {
+          await connection.repository.disconnect();
+        } catch (error) {
+          // Still connected (e.g. the mount is busy): keep serving it.
+          await this.pollers.start(connection.repository);
+          throw error;
+        }
       }
       await this.forget(repoId);
     });
@@ -144,7 +150,7 @@ export class HostConnections {
   }
 
   async close(): Promise<void> {
-    for (const connection of this.connected.values()) await connection.repository.disconnect().catch(() => undefined);
+    for (const { repository } of this.connected.values()) await (repository.release ? repository.release() : repository.disconnect()).catch(() => undefined);
     this.connected.clear();
   }
 

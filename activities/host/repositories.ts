@@ -1,8 +1,7 @@
 /** Steps that run on one host: its repoId handles and its connections. */
 import { Context } from '@temporalio/activity';
 import { DiskflowError } from '../../api/errors';
-import type { RepositorySpec } from '../../api/formats';
-import type { RepoFormat } from '../../api/formats';
+import type { RepoFormat, RepositorySpec } from '../../api/formats';
 import type { ActivityDeps } from '../deps';
 import { createPersistActivities, Persisted, PersistRequest, PersistStep } from '../images/persist';
 import { resolveRequest } from './resolve-request';
@@ -61,6 +60,15 @@ export function createRepositoryActivities(deps: ActivityDeps) {
     /** This host stops being the repository's SRM (nothing if it was not). */
     async stopRepositoryManager(input: { repoId: string }): Promise<void> {
       await deps.srm?.stop(connections.byRepoId(input.repoId).header.uuid);
+    },
+
+    /** Asked of a host the engine chose for a fix's I/O: does it have the repository connected? */
+    async requireConnected(input: { repoUuid: string; repoId: string }): Promise<void> {
+      try {
+        connections.byUuid(input.repoUuid);
+      } catch {
+        throw new DiskflowError('REPO_NOT_CONNECTED', `host ${hostId} does not have repository ${input.repoId} connected, so it cannot run this fix; connect it there or choose another host`);
+      }
     },
 
     /**

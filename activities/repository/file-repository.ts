@@ -17,6 +17,7 @@ import * as qemuImg from '../qemu/qemu-img';
 import type { VolumeFormat } from '../qemu/qemu-img';
 import { createFileExclusive, fsyncDirectory, readJson, removeFileDurably, writeFileAtomic } from './atomic-file';
 import { KeyedLock } from './keyed-lock';
+import type { LeaseLocks } from './lease-lock';
 import { readJsonFiles, statFiles } from './bulk-read';
 import type { RecordKind, Repository, RepositoryHeader, StoredVolume, VolumeSpec } from './repository';
 
@@ -60,6 +61,11 @@ export class FileRepository implements Repository {
     readonly traits: FormatTraits,
     readonly location: string,
     readonly directIo: boolean,
+    /**
+     * Locks on the repository itself, for formats several hosts write at once (posixfs, nfs).
+     * localfs has one host, so the in-process lock is enough and costs no I/O.
+     */
+    private readonly leases?: LeaseLocks,
   ) {
     this.tmp = join(location, 'tmp');
   }
@@ -95,7 +101,9 @@ export class FileRepository implements Repository {
   }
 
   withRecordLock<T>(kind: RecordKind, id: string, fn: () => Promise<T>): Promise<T> {
-    return this.locks.run(`${kind}/${id}`, fn);
+    // In-process first, so one host's own steps queue here instead of polling lease files.
+    const leases = this.leases;
+    return this.locks.run(`${kind}/${id}`, leases ? () => leases.run(`${kind}_${id}`, fn) : fn);
   }
 
   async createVolume(spec: VolumeSpec, signal?: AbortSignal): Promise<void> {

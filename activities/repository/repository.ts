@@ -88,7 +88,13 @@ export interface Repository {
   /** Bytes still free for new volumes. */
   freeBytes(): Promise<number>;
 
+  /** disconnectStorageRepository: this host stops using the repository (unmounts what it mounted). */
   disconnect(): Promise<void>;
+  /**
+   * The worker process stops but the host keeps the repository connected (it is reconnected on
+   * restart, and VMs may still use prepared images): mounts stay. Formats without it disconnect.
+   */
+  release?(): Promise<void>;
 
   /** Formats that need an SRM: where the repository's SRM lease lies (activities/srm/). */
   readonly srmLease?: { device: string; offset: number };

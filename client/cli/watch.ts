@@ -5,15 +5,15 @@
  */
 import { MultiBar, Presets } from 'cli-progress';
 import type { ImageStatus } from '../../api/image-status';
-import { OperationProgress, PROGRESS_QUERY } from '../../api/progress';
+import type { OperationProgress } from '../../api/progress';
 import type { StorageClient } from '../storage-client';
 import { formatBytes, formatStage } from './output';
 
 async function liveProgress(client: StorageClient, imageId: string): Promise<OperationProgress | null> {
   for await (const wf of client.temporal.workflow.list({ query: `DiskflowImage = '${imageId}' AND ExecutionStatus = 'Running'` })) {
     try {
-      const progress = await client.temporal.workflow.getHandle(wf.workflowId).query<OperationProgress>(PROGRESS_QUERY);
-      if (progress.step?.imageId === imageId) return progress;
+      const progress = await client.operationProgress(wf.workflowId);
+      if (progress?.step?.imageId === imageId || progress?.waitingFor) return progress;
     } catch {
       // A workflow type without the query, or one that just ended: nothing live to show.
     }
@@ -33,6 +33,7 @@ export async function watchImage(client: StorageClient, repoId: string, imageId:
   const bar = tty ? bars.create(100, 0, { stage: '-', rate: '-' }) : undefined;
   let samples: { at: number; bytes: number }[] = [];
   let lastLine = '';
+  let waitingSince: number | null = null;
   try {
     for (;;) {
       const status = await client.getImageStatus(repoId, imageId);
@@ -46,7 +47,10 @@ export async function watchImage(client: StorageClient, repoId: string, imageId:
       const perSecond = first && latest && latest.at > first.at ? ((latest.bytes - first.bytes) * 1000) / (latest.at - first.at) : 0;
       const rate = perSecond > 0 ? `${formatBytes(perSecond)}/s` : '-';
       const percent = Math.max(0, step?.percentComplete ?? status.percentComplete);
-      const stage = `stage ${formatStage(status).split(' ')[0]}${live?.state === 'paused' ? ' (paused)' : ''}`;
+      // Only a wait that lasts is shown: every step waits a moment before a host reports from it.
+      waitingSince = live?.waitingFor ? (waitingSince ?? Date.now()) : null;
+      const waiting = live?.waitingFor && Date.now() - waitingSince! >= 3000 ? ` waiting for ${live.waitingFor}` : '';
+      const stage = `stage ${formatStage(status).split(' ')[0]}${live?.state === 'paused' ? ' (paused)' : ''}${waiting}`;
       if (bar) bar.update(percent, { stage, rate });
       else {
         const line = `${stage} ${percent}% ${rate}`;

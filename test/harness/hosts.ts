@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { inject } from 'vitest';
 import { StorageClient } from '../../client/storage-client';
+import { unmountUnder } from './mounts';
 
 export const ROOT = resolve(__dirname, '..', '..');
 export const DISKFLOW_BIN = join(ROOT, 'bin', 'diskflow');
@@ -110,7 +111,12 @@ export async function startHost(hostId: string, env: Record<string, string> = {}
 /** Stops every worker this process started and removes their homes. */
 export async function stopAllHosts(): Promise<void> {
   await Promise.all([...live].map((child) => terminate(child, 'SIGTERM')));
-  for (const home of homes.splice(0)) rmSync(home, { recursive: true, force: true });
+  // A stopped host keeps its repository mounts (docs/ARCHITECTURE.md): unmount them first, so
+  // removing the home never reaches into a repository through its mount point.
+  for (const home of homes.splice(0)) {
+    unmountUnder(home);
+    rmSync(home, { recursive: true, force: true });
+  }
 }
 
 export function clientFor(hostId: string): Promise<StorageClient> {

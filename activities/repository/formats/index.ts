@@ -4,9 +4,13 @@ import { DiskflowError } from '../../../api/errors';
 import type { RepositoryDriver } from '../repository';
 import { clvm } from './clvm';
 import { localfs } from './localfs';
+import { nfs } from './nfs';
+import { posixfs } from './posixfs';
 
 const DRIVERS: Partial<Record<RepoFormat, RepositoryDriver<never>>> = {
   'localfs-1.0': localfs as RepositoryDriver<never>,
+  'posixfs-1.0': posixfs as RepositoryDriver<never>,
+  'nfs-1.0': nfs as RepositoryDriver<never>,
   'clvm-1.0': clvm as RepositoryDriver<never>,
 };
 

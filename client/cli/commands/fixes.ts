@@ -4,7 +4,6 @@ import { Bar, Presets } from 'cli-progress';
 import Table from 'cli-table3';
 import { DiskflowError, invalidArgument } from '../../../api/errors';
 import { Fix, FixType } from '../../../api/image-status';
-import { OperationProgress, PROGRESS_QUERY } from '../../../api/progress';
 import { parseInput } from '../../../api/validation';
 import type { StorageClient } from '../../storage-client';
 import { formatBytes } from '../output';
@@ -28,6 +27,8 @@ export function printFixes(fixes: Fix[]): void {
   process.stdout.write(table.toString() + '\n');
 }
 
+const WAIT_WORTH_TELLING_MS = 3000;
+
 /** Runs one fix to its end, drawing its progress on a terminal. */
 async function runFix(client: StorageClient, repoId: string, fix: Fix, hostId: string | undefined): Promise<FixOutcome> {
   let operationId: string | null = null;
@@ -35,16 +36,27 @@ async function runFix(client: StorageClient, repoId: string, fix: Fix, hostId: s
   try {
     ({ operationId } = await client.fixStorageRepository(repoId, fix, hostId ? { hostId } : {}));
     bar?.start(100, 0, { state: '' });
-    const handle = client.temporal.workflow.getHandle(operationId);
     const done = client.waitForOperation(operationId);
     let finished = false;
     void done.then(
       () => (finished = true),
       () => (finished = true),
     );
-    while (!finished && bar) {
-      const progress = await handle.query<OperationProgress>(PROGRESS_QUERY).catch(() => null);
-      if (progress?.step) bar.update(Math.max(0, progress.step.percentComplete), { state: `stage ${progress.step.stage.current}/${progress.step.stage.total}${progress.state === 'paused' ? ' paused' : ''}` });
+    // A step is briefly "waiting" between being scheduled and a host reporting from it: only a
+    // wait that lasts (no suitable host up) is worth a line without a terminal.
+    let waitingSince = null as { what: string; at: number; told: boolean } | null;
+    while (!finished) {
+      const progress = await client.operationProgress(operationId);
+      const waiting = progress?.waitingFor ? `waiting for ${progress.waitingFor}` : '';
+      if (!waiting) waitingSince = null;
+      else if (waitingSince?.what !== waiting) waitingSince = { what: waiting, at: Date.now(), told: false };
+      if (bar) {
+        if (waiting) bar.update({ state: waiting });
+        else if (progress?.step) bar.update(Math.max(0, progress.step.percentComplete), { state: `stage ${progress.step.stage.current}/${progress.step.stage.total}${progress.state === 'paused' ? ' paused' : ''}` });
+      } else if (waitingSince && !waitingSince.told && Date.now() - waitingSince.at >= WAIT_WORTH_TELLING_MS) {
+        process.stderr.write(`${fix.type}: ${waiting}\n`);
+        waitingSince.told = true;
+      }
       await new Promise((r) => setTimeout(r, 500));
     }
     await done;
