@@ -7,11 +7,12 @@
  *
  * The daemon never outlives its copy: it is killed when the step is cancelled or fails, and
  * started under `setpriv --pdeathsig KILL`, so a worker killed outright takes it along. Its
- * socket lives in a private temporary directory removed afterwards.
+ * socket lives in a private temporary directory (named after the worker's pid) removed
+ * afterwards, or by the next copy on the host when the worker died first.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiskflowError } from '../../api/errors';
@@ -42,12 +43,31 @@ async function nodeSpec(name: string, endpoint: BlockEndpoint, readOnly: boolean
 }
 
 const POLL_MS = 500;
+const DIR_PREFIX = 'diskflow-qsd-';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Socket directories left by a worker killed mid-copy (its daemon died with it): removed. */
+async function removeStaleDirs(): Promise<void> {
+  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+    const pid = Number(name.slice(DIR_PREFIX.length).split('-')[0]);
+    if (name.startsWith(DIR_PREFIX) && pid > 0 && !alive(pid)) await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
 
 /** Copies the clusters `bitmap` marks dirty in `source` into `target` (a qcow2 overlay of the earlier copy). */
 export async function backupDirtyClusters(source: BlockEndpoint, target: BlockEndpoint, bitmap: string, options: BitmapBackupOptions = {}): Promise<void> {
   const { signal } = options;
   signal?.throwIfAborted();
-  const dir = await mkdtemp(join(tmpdir(), 'diskflow-qsd-'));
+  await removeStaleDirs();
+  const dir = await mkdtemp(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
   const socketPath = join(dir, 'qmp.sock');
   const args = [
     '--pdeathsig', 'KILL', '--',

@@ -14,7 +14,7 @@ import type { ImageStatus } from '../../api/image-status';
 import type { StorageClient } from '../../client/storage-client';
 import { diskflowJson } from '../harness/cli';
 import { Model, sameContent, Write, writeImage } from '../harness/content';
-import { clientFor, startHost, stopAllHosts } from '../harness/hosts';
+import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
 import { imageRecord, qemuProcessesFor, uncleanVolumes } from '../harness/records';
 import { localRepository, removeTempDirs } from '../harness/repositories';
 import { eventually } from '../harness/wait';
@@ -23,13 +23,14 @@ const MiB = 2 ** 20;
 const KiB = 1024;
 const SIZE = 256 * MiB;
 const HOST = { DISKFLOW_HOST_ID: 'incr-host' };
+let host: TestHost;
 let client: StorageClient;
 let pathA: string;
 let pathB: string;
 
 beforeAll(async () => {
   // A limited copy rate, so the large incremental copy of the cancel test lasts a few seconds.
-  await startHost('incr-host', { DISKFLOW_COPY_RATE_LIMIT: '40M', DISKFLOW_PROGRESS_INTERVAL_MS: '300' });
+  host = await startHost('incr-host', { DISKFLOW_COPY_RATE_LIMIT: '40M', DISKFLOW_PROGRESS_INTERVAL_MS: '300' });
   client = await clientFor('incr-host');
   pathA = await localRepository(client, 'ia');
   pathB = await localRepository(client, 'ib');
@@ -181,22 +182,28 @@ describe('incremental copies', () => {
     }
     expect(backups.slice(1).map((id) => imageRecord(pathB, id).incremental?.method)).toEqual(['bitmap', 'bitmap', 'bitmap', 'bitmap']);
     expect(await restoresTo(backups[2], states[2])).toBe(true);
-    // Old backups go: removed, then every fix a check offers (clean, merge, ...) runs.
-    await client.removeImage('ib', backups[0]);
-    await client.removeImage('ib', backups[1]);
+    // Old backups go: removed, then every fix a check offers for them runs (clean forgets
+    // them; the fifth, alone in needing its volume and the removed fourth's, is merged).
+    const volumesOfFifth = imageRecord(pathB, backups[4]).volumeId;
+    for (const i of [0, 1, 3]) await client.removeImage('ib', backups[i], { autoFix: false });
+    const ran = new Set<string>();
     for (let round = 0; round < 3; round++) {
-      const fixes = await client.checkStorageRepository('ib');
+      const fixes = (await client.checkStorageRepository('ib')).filter((f) => f.imageIds.some((id) => backups.includes(id)));
       if (!fixes.length) break;
       for (const fix of fixes) {
-        const { operationId } = await client.fixStorageRepository('ib', fix).catch(() => ({ operationId: null }));
-        if (operationId) await client.waitForOperation(operationId).catch(() => undefined);
+        const { operationId } = await client.fixStorageRepository('ib', fix);
+        await client.waitForOperation(operationId);
+        ran.add(fix.type);
       }
     }
+    expect([...ran].sort()).toEqual(['clean', 'merge']);
+    expect(imageRecord(pathB, backups[4]).volumeId).not.toBe(volumesOfFifth);
     expect(uncleanVolumes(pathB)).toEqual([]);
-    for (const i of [2, 3, 4]) expect(await restoresTo(backups[i], states[i])).toBe(true);
+    for (const i of [2, 4]) expect(await restoresTo(backups[i], states[i])).toBe(true);
     // ... and the chain goes on from the newest.
     await write(disk, model, { pattern: 0xb0, offset: 9 * MiB, length: MiB });
     const sixth = await backup(disk, backups[4]);
+    expect(ownBytes(volumePath(pathB, sixth))).toBe(MiB);
     expect(imageRecord(pathB, sixth).incremental?.method).toBe('bitmap');
     expect(await restoresTo(sixth, model)).toBe(true);
   });
@@ -226,6 +233,24 @@ describe('incremental copies', () => {
     expect(imageRecord(pathB, copy).incremental?.method).toBe('bitmap');
     expect(await restoresTo(copy, model)).toBe(true);
   });
+
+  it('survives its worker being killed mid-copy: the daemon dies with it, and the restarted copy ends correct', async () => {
+    const model = Model.blank(SIZE);
+    const disk = await diskWith(model, { pattern: 0xe1, offset: 0, length: 8 * MiB });
+    const first = await backup(disk);
+    await write(disk, model, ...[0, 1, 2, 3, 4].map((i) => ({ pattern: 0xe8 + i, offset: 16 * MiB + i * 40 * MiB, length: 32 * MiB })));
+    const copy = await client.copyImage('ib', disk, first, {}, { kind: 'snapshot' });
+    await eventually(() => client.getImageStatus('ib', copy), (s) => s.status === 'broken' && s.stage?.current === 1 && s.percentComplete > 10, 30_000);
+    const volumeId = imageRecord(pathB, copy).volumeId;
+    await host.stop('SIGKILL');
+    await eventually(async () => qemuProcessesFor(volumeId), (p) => p.length === 0, 5_000);
+    await host.restart();
+    await eventually(() => client.getImageStatus('ib', copy), (s) => s.status === 'optimized', 90_000);
+    expect(imageRecord(pathB, copy).incremental?.method).toBe('bitmap');
+    expect(uncleanVolumes(pathB)).toEqual([]);
+    expect(readdirSync(tmpdir()).filter((name) => name.startsWith('diskflow-qsd-'))).toEqual([]);
+    expect(await restoresTo(copy, model)).toBe(true);
+  }, 120_000);
 });
 
 async function copyWorkflow(imageId: string): Promise<WorkflowHandle> {
