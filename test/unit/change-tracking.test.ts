@@ -13,7 +13,7 @@ describe('change tracking is trusted only when it covers every change since the 
     expect(judgeTracking(tracking, SIZE, source, [good])).toEqual({ trusted: true, bitmap: 'diskflow-copy1' });
   });
 
-  it.each([
+  const cases: [string, ChangeTracking | null, number, SourceNow, Bitmap[], RegExp][] = [
     ['no record', null, SIZE, source, [good], /no change tracking/],
     ['a record of another image', { ...tracking, imageId: 'other' }, SIZE, source, [good], /copy of image other/],
     ['a record of the same id in another repository', { ...tracking, repoUuid: 'r9' }, SIZE, source, [good], /copy of image/],
@@ -23,8 +23,9 @@ describe('change tracking is trusted only when it covers every change since the 
     ['a missing bitmap', tracking, SIZE, source, [{ ...good, name: 'diskflow-copy2' }], /missing/],
     ['an inconsistent bitmap', tracking, SIZE, source, [{ ...good, flags: ['in-use', 'auto'] }], /inconsistent/],
     ['a disabled bitmap', tracking, SIZE, source, [{ ...good, flags: [] }], /disabled/],
-  ] as const)('falls back on %s', (_case, record, baseSize, now, bitmaps, reason) => {
-    const verdict = judgeTracking(record, baseSize, now, [...bitmaps]);
+  ];
+  it.each(cases)('falls back on %s', (_case, record, baseSize, now, bitmaps, reason) => {
+    const verdict = judgeTracking(record, baseSize, now, bitmaps);
     expect(verdict.trusted).toBe(false);
     expect(!verdict.trusted && verdict.reason).toMatch(reason);
   });
