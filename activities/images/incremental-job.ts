@@ -19,6 +19,7 @@ import type { ActivityDeps } from '../deps';
 import { failpoint } from '../failpoints';
 import * as qemuImg from '../qemu/qemu-img';
 import { listBitmaps } from '../qemu/bitmaps';
+import { dataExtents } from '../qemu/convert';
 import { backupDirtyClusters } from '../qemu/storage-daemon';
 import { dropBitmap, judgeTracking, startTracking, TrackingVerdict } from './change-tracking';
 import { readChain, readImage, readVolume, updateImage, writeVolume } from './image-store';
@@ -96,7 +97,8 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
       await writeVolume(repo, volume);
       await repo.createVolume({ volumeId: volume.volumeId, format: 'qcow2', size: image.size, parent: { volumeId: base.volumeId, format: baseVolume.format }, preallocate: false }, signal);
       failpoint('incremental.overlay-created');
-      await repo.ensureCapacity(volume.volumeId, image.size + 64 * MiB);
+      // Room for what will be written (block storage grows its volume; files need nothing).
+      const room = (bytes: number) => repo.ensureCapacity(volume.volumeId, Math.min(image.size, Math.ceil(bytes * 1.05)) + 64 * MiB);
       const overlayPath = await repo.activate(volume.volumeId, 'qcow2');
 
       await progress.enter({ current: 1, total: 2 }, 0);
@@ -107,11 +109,15 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
           verdict.bitmap,
           {
             signal,
+            beforeWrite: room,
             rateLimit: deps.settings.copyRateLimit ?? undefined,
             onProgress: (done, total) => progress.report(total ? (100 * done) / total : 100, { doneBytes: done, totalBytes: total }),
           },
         );
       } else {
+        // At most the source's data differs (where the source reads zeros, zero clusters are metadata).
+        const sourceData = (await dataExtents({ path: topPath, format: sourceChain[0].format, directIo: false }, signal)).reduce((sum, e) => sum + e.length, 0);
+        await room(sourceData);
         // The overlay first shows the source (header only), then keeps what differs from the base.
         await qemuImg.rebaseUnsafe(overlayPath, { file: topPath, format: sourceChain[0].format }, { signal });
         await qemuImg.rebaseSafe(overlayPath, { file: repo.backingReference(base.volumeId, baseVolume.format), format: baseVolume.format }, {

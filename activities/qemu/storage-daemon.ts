@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { DiskflowError } from '../../api/errors';
 import type { VolumeFormat } from './qemu-img';
 import { Qmp, QmpEvent } from './qmp';
@@ -31,15 +31,16 @@ export interface BitmapBackupOptions {
   signal?: AbortSignal;
   /** Bytes done and to do, as the job reports them. */
   onProgress?: (done: number, total: number) => void;
+  /** Called with the bytes the bitmap marks dirty before the target is opened (room for them on block storage). */
+  beforeWrite?: (dirtyBytes: number) => Promise<void>;
 }
 
 const escape = (value: string) => value.replace(/,/g, ',,');
 
-async function nodeSpec(name: string, endpoint: BlockEndpoint, readOnly: boolean): Promise<string> {
+/** A blockdev-add node of one image (and its backing chain, opened from its header). */
+async function node(name: string, endpoint: BlockEndpoint, readOnly: boolean): Promise<Record<string, unknown>> {
   const protocol = (await stat(endpoint.path)).isBlockDevice() ? 'host_device' : 'file';
-  const parts = [`driver=${endpoint.format}`, `node-name=${name}`, `read-only=${readOnly ? 'on' : 'off'}`, `file.driver=${protocol}`, `file.filename=${escape(endpoint.path)}`];
-  if (endpoint.directIo) parts.push('cache.direct=on');
-  return parts.join(',');
+  return { driver: endpoint.format, 'node-name': name, 'read-only': readOnly, cache: { direct: endpoint.directIo }, file: { driver: protocol, filename: endpoint.path } };
 }
 
 const POLL_MS = 500;
@@ -67,15 +68,14 @@ export async function backupDirtyClusters(source: BlockEndpoint, target: BlockEn
   const { signal } = options;
   signal?.throwIfAborted();
   await removeStaleDirs();
-  const dir = await mkdtemp(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
+  // Named after the worker (stale-dir removal) and the target (`ps` shows which copy a daemon serves).
+  const dir = await mkdtemp(join(tmpdir(), `${DIR_PREFIX}${process.pid}-${basename(target.path).replace(/\.[^.]*$/, '').slice(0, 40)}-`));
   const socketPath = join(dir, 'qmp.sock');
   const args = [
     '--pdeathsig', 'KILL', '--',
     'qemu-storage-daemon',
     '--chardev', `socket,id=qmp,path=${escape(socketPath)},server=on,wait=off`,
     '--monitor', 'chardev=qmp',
-    '--blockdev', await nodeSpec('source', source, true),
-    '--blockdev', await nodeSpec('target', target, false),
   ];
   const child = spawn('setpriv', args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
   let stderr = '';
@@ -106,7 +106,7 @@ export async function backupDirtyClusters(source: BlockEndpoint, target: BlockEn
   };
 
   try {
-    // The daemon creates its socket once it has opened both images.
+    // The daemon creates its socket as it starts.
     for (let waited = 0; !qmp; waited += 20) {
       signal?.throwIfAborted();
       if (exitCode !== undefined) throw daemonFailed();
@@ -114,6 +114,12 @@ export async function backupDirtyClusters(source: BlockEndpoint, target: BlockEn
       if (existsSync(socketPath)) qmp = await Qmp.connect(socketPath, onEvent).catch(() => null);
       if (!qmp) await new Promise((r) => setTimeout(r, 20));
     }
+    await qmp.execute('blockdev-add', await node('source', source, true));
+    const nodes = await qmp.execute<{ 'node-name': string; 'dirty-bitmaps'?: { name: string; count: number }[] }[]>('query-named-block-nodes', { flat: true });
+    const dirty = nodes.find((n) => n['node-name'] === 'source')?.['dirty-bitmaps']?.find((b) => b.name === bitmap);
+    if (!dirty) throw new DiskflowError('STORAGE_ERROR', `bitmap ${bitmap} is not on the source`);
+    await options.beforeWrite?.(dirty.count);
+    await qmp.execute('blockdev-add', await node('target', target, false));
     const backup: Record<string, unknown> = { 'job-id': 'copy', device: 'source', target: 'target', sync: 'bitmap', bitmap, 'bitmap-mode': 'never', 'auto-dismiss': true };
     if (options.rateLimit) backup.speed = options.rateLimit;
     await qmp.execute('blockdev-backup', backup);

@@ -159,6 +159,20 @@ describe('incremental copies', () => {
     expect(await restoresTo(second, model)).toBe(true);
   });
 
+  it('a raw disk (performance) holds no bitmap: its incremental copies compare content', async () => {
+    const model = Model.blank(SIZE);
+    const disk = await client.createVirtualDisk('ia', SIZE, null, {}, { strategy: 'performance' });
+    await usable('ia', disk);
+    await write(disk, model, { pattern: 0x75, offset: 0, length: 16 * MiB });
+    const first = await backup(disk);
+    expect(imageRecord(pathB, first).changeTracking).toBeNull();
+    await write(disk, model, ...CHANGES);
+    const second = await backup(disk, first);
+    expect(imageRecord(pathB, second).incremental?.method).toBe('compare');
+    expect(ownBytes(volumePath(pathB, second))).toBeLessThanOrEqual(CHANGED + 256 * KiB);
+    expect(await restoresTo(second, model)).toBe(true);
+  });
+
   it('refuses a base that is not a snapshot in the target repository, changing nothing', async () => {
     const model = Model.blank(SIZE);
     const disk = await diskWith(model, { pattern: 0x81, offset: 0, length: MiB });
