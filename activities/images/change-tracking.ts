@@ -52,11 +52,20 @@ export function judgeTracking(tracking: ChangeTracking | null | undefined, baseS
  * keep with the copy, or null when changes cannot be tracked (a snapshot never changes; raw
  * volumes hold no bitmaps; a volume some writer holds open cannot take one now).
  */
-export async function startTracking(topPath: string, top: VolumeRecord, source: ImageRecord, repoUuid: string, copyImageId: string, signal?: AbortSignal): Promise<ChangeTracking | null> {
+export async function startTracking(
+  topPath: string,
+  top: VolumeRecord,
+  source: ImageRecord,
+  repoUuid: string,
+  copyImageId: string,
+  signal?: AbortSignal,
+  /** The top volume's bitmaps, when the caller has just listed them. */
+  listed?: Bitmap[],
+): Promise<ChangeTracking | null> {
   if (source.kind !== 'virtual-disk' || top.format !== 'qcow2') return null;
   const bitmap = bitmapName(copyImageId);
   try {
-    const existing = (await listBitmaps(topPath, { signal })).find((b) => b.name === bitmap);
+    const existing = (listed ?? (await listBitmaps(topPath, { signal }))).find((b) => b.name === bitmap);
     if (existing && (existing.flags.includes('in-use') || !existing.flags.includes('auto'))) await removeBitmap(topPath, bitmap, { signal });
     if (!existing || existing.flags.includes('in-use') || !existing.flags.includes('auto')) await addBitmap(topPath, bitmap, { signal });
   } catch (error) {

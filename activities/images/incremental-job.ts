@@ -21,10 +21,10 @@ import * as qemuImg from '../qemu/qemu-img';
 import { listBitmaps } from '../qemu/bitmaps';
 import { dataExtents } from '../qemu/convert';
 import { backupDirtyClusters } from '../qemu/storage-daemon';
-import { dropBitmap, judgeTracking, startTracking, TrackingVerdict } from './change-tracking';
+import { dropBitmap, judgeTracking, startTracking } from './change-tracking';
 import { readChain, readImage, readVolume, updateImage, writeVolume } from './image-store';
 import type { ProgressReporter } from './progress';
-import type { ChangeTracking, CopyJob, ImageRecord, VolumeRecord } from './records';
+import type { CopyJob, ImageRecord, VolumeRecord } from './records';
 
 const MiB = 2 ** 20;
 const MAX_RESTARTS = 3;
@@ -51,9 +51,6 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
   const { deps, repo, sourceRepo, image, progress, signal } = ctx;
   const base = ctx.job.base!;
   let current = ctx.job;
-  let tracking: ChangeTracking | null = null;
-  let verdict: TrackingVerdict = { trusted: false, reason: 'not judged yet' };
-  let sourceTop: { path: string; volume: VolumeRecord } | null = null;
 
   for (let round = 0; ; round++) {
     const source = await readImage(sourceRepo, current.source.imageId);
@@ -81,16 +78,15 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
     };
     try {
       const topPath = await activateChain(sourceRepo, sourceChain);
-      sourceTop = { path: topPath, volume: sourceChain[0] };
       const bitmaps = sourceChain[0].format === 'qcow2' ? await listBitmaps(topPath, { signal }) : [];
-      verdict = judgeTracking(
+      const verdict = judgeTracking(
         baseImage?.changeTracking,
         baseImage?.size ?? -1,
         { repoUuid: current.source.repoUuid, imageId: source.imageId, volumeId: source.volumeId, contentEpoch: source.contentEpoch, size: source.size },
         bitmaps,
       );
       // Changes made after this read are counted for the copy after this one.
-      tracking = await startTracking(topPath, sourceChain[0], source, current.source.repoUuid, image.imageId, signal);
+      const tracking = await startTracking(topPath, sourceChain[0], source, current.source.repoUuid, image.imageId, signal, bitmaps);
 
       // A fresh overlay of the base, illegal until complete (replaces a half-made one).
       await activateChain(repo, baseChain);
@@ -136,29 +132,23 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
       if (info['backing-filename'] !== repo.backingReference(base.volumeId, baseVolume.format)) {
         throw new DiskflowError('STORAGE_ERROR', `the incremental copy in volume ${volume.volumeId} is not based on its base's volume; it will start over`);
       }
+      // The source must not have moved while it was read; otherwise read it again.
+      const after = await readImage(sourceRepo, current.source.imageId);
+      if (!after || after.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `the copy's source ${current.source.imageId} was removed`);
+      if (after.contentEpoch !== current.source.contentEpoch || after.volumeId !== source.volumeId) continue;
+
+      const method = verdict.trusted ? 'bitmap' : 'compare';
+      const recorded = await updateImage(repo, image.imageId, (img) => (img.removed ? undefined : { ...img, changeTracking: tracking, incremental: { baseImageId: base.imageId, method } }));
+      if (recorded.removed) return 'removed';
+      failpoint('copy.before-legal');
+      await writeVolume(repo, { ...(await readVolume(repo, current.volumeId))!, legal: true });
+      // The base's bitmap has served: changes are now counted in this copy's own.
+      if (verdict.trusted && tracking && verdict.bitmap !== tracking.bitmap) await dropBitmap(topPath, verdict.bitmap);
+      await progress.enter({ current: 2, total: 2 }, 100);
+      return 'done';
     } finally {
       await repo.deactivate(volume.volumeId).catch(() => undefined);
       for (const v of sourceChain) await sourceRepo.deactivate(v.volumeId).catch(() => undefined);
     }
-    const after = await readImage(sourceRepo, current.source.imageId);
-    if (!after || after.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `the copy's source ${current.source.imageId} was removed`);
-    if (after.contentEpoch === current.source.contentEpoch && after.volumeId === source.volumeId) break;
   }
-
-  const method = verdict.trusted ? 'bitmap' : 'compare';
-  const recorded = await updateImage(repo, image.imageId, (img) => (img.removed ? undefined : { ...img, changeTracking: tracking, incremental: { baseImageId: base.imageId, method } }));
-  if (recorded.removed) return 'removed';
-  failpoint('copy.before-legal');
-  await writeVolume(repo, { ...(await readVolume(repo, current.volumeId))!, legal: true });
-  // The base's bitmap has served: changes are now counted in this copy's own.
-  if (verdict.trusted && sourceTop && tracking && verdict.bitmap !== tracking.bitmap) {
-    const path = await activateChain(sourceRepo, await readChain(sourceRepo, sourceTop.volume.volumeId));
-    try {
-      await dropBitmap(path, verdict.bitmap);
-    } finally {
-      for (const v of await readChain(sourceRepo, sourceTop.volume.volumeId)) await sourceRepo.deactivate(v.volumeId).catch(() => undefined);
-    }
-  }
-  await progress.enter({ current: 2, total: 2 }, 100);
-  return 'done';
 }
