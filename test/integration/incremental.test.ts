@@ -267,6 +267,39 @@ describe('incremental copies', () => {
   }, 120_000);
 });
 
+describe('an incremental copy killed at any instant (failpoints) is mended from what is on disk', () => {
+  it.each(['persist.image-created', 'incremental.overlay-created', 'incremental.data-copied', 'copy.before-legal'])(
+    'killed at %s, forgotten by Temporal: the mend a check offers ends it correct',
+    async (point) => {
+      const model = Model.blank(SIZE);
+      const disk = await diskWith(model, { pattern: 0xf1, offset: 0, length: 8 * MiB });
+      const first = await backup(disk);
+      await write(disk, model, ...CHANGES);
+      const before = new Set((await client.listImages('ib')).map((i) => i.imageId));
+      await host.restart({ DISKFLOW_FAILPOINTS: point });
+      const started = client.copyImage('ib', disk, first, {}, { kind: 'snapshot' }).catch(() => undefined);
+      await Promise.race([host.exited(), new Promise((_, reject) => setTimeout(() => reject(new Error(`failpoint ${point} was not reached`)), 60_000))]);
+      for await (const wf of client.temporal.workflow.list({ query: `ExecutionStatus = 'Running'` })) {
+        await client.temporal.workflow.getHandle(wf.workflowId).terminate('forgotten: healing from storage alone').catch(() => undefined);
+      }
+      await host.restart({ DISKFLOW_FAILPOINTS: '' });
+      await started;
+      const copy = (await client.listImages('ib')).find((i) => !before.has(i.imageId))!.imageId;
+      expect((await client.getImageStatus('ib', copy)).status).toBe('broken');
+      const fixes = (await client.checkStorageRepository('ib')).filter((f) => f.imageIds.includes(copy));
+      expect(fixes.map((f) => f.type)).toEqual(['mend']);
+      const { operationId } = await client.fixStorageRepository('ib', fixes[0]);
+      await client.waitForOperation(operationId);
+      await usable('ib', copy);
+      expect(imageRecord(pathB, copy).incremental).toEqual({ baseImageId: first, method: 'bitmap' });
+      expect(ownBytes(volumePath(pathB, copy))).toBeLessThanOrEqual(CHANGED + 256 * KiB);
+      expect(uncleanVolumes(pathB)).toEqual([]);
+      expect(await restoresTo(copy, model)).toBe(true);
+    },
+    120_000,
+  );
+});
+
 async function copyWorkflow(imageId: string): Promise<WorkflowHandle> {
   const ids = await eventually(
     async () => {
