@@ -248,6 +248,26 @@ describe('incremental copies', () => {
     expect(await restoresTo(copy, model)).toBe(true);
   });
 
+  it('paused, stops its daemon; resumed, starts again into a fresh overlay and ends correct', async () => {
+    const model = Model.blank(SIZE);
+    const disk = await diskWith(model, { pattern: 0xb1, offset: 0, length: 8 * MiB });
+    const first = await backup(disk);
+    await write(disk, model, ...[0, 1, 2, 3, 4].map((i) => ({ pattern: 0xb8 + i, offset: 16 * MiB + i * 40 * MiB, length: 32 * MiB })));
+    const copy = await client.copyImage('ib', disk, first, {}, { kind: 'snapshot' });
+    await eventually(() => client.getImageStatus('ib', copy), (s) => s.status === 'broken' && s.stage?.current === 1 && s.percentComplete > 10, 30_000);
+    const volumeId = imageRecord(pathB, copy).volumeId;
+    const handle = await copyWorkflow(copy);
+    await handle.signal('pause');
+    await eventually(() => client.getImageStatus('ib', copy), (s) => s.lastError?.includes('paused') ?? false, 10_000);
+    expect(qemuProcessesFor(volumeId)).toEqual([]);
+    expect(readdirSync(tmpdir()).filter((name) => name.startsWith('diskflow-qsd-'))).toEqual([]);
+    await handle.signal('resume');
+    await usable('ib', copy);
+    await handle.result();
+    expect(imageRecord(pathB, copy).incremental?.method).toBe('bitmap');
+    expect(await restoresTo(copy, model)).toBe(true);
+  });
+
   it('survives its worker being killed mid-copy: the daemon dies with it, and the restarted copy ends correct', async () => {
     const model = Model.blank(SIZE);
     const disk = await diskWith(model, { pattern: 0xe1, offset: 0, length: 8 * MiB });
