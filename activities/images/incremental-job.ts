@@ -56,10 +56,14 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
     const source = await readImage(sourceRepo, current.source.imageId);
     if (!source || source.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `the copy's source ${current.source.imageId} was removed`);
     if (round > MAX_RESTARTS) throw new DiskflowError('IMAGE_IN_USE', `image ${source.imageId} kept changing while it was copied (a VM is writing it?); copy it while it is not in use`);
-    // Every attempt starts from zero: record that, with the source state this round reads.
-    const restarted = await ctx.updateJob((j) => ({ ...j, source: { ...j.source, contentEpoch: source.contentEpoch }, copiedUpTo: 0, doneBytes: 0, totalBytes: null }));
-    if (restarted === 'removed') return 'removed';
-    current = restarted;
+    // Every attempt starts from zero: record that, with the source state this round reads
+    // (a job that says so already, as a fresh one does, needs no write).
+    const fresh = current.copiedUpTo === 0 && current.doneBytes === 0 && current.totalBytes === null && current.source.contentEpoch === source.contentEpoch;
+    if (!fresh) {
+      const restarted = await ctx.updateJob((j) => ({ ...j, source: { ...j.source, contentEpoch: source.contentEpoch }, copiedUpTo: 0, doneBytes: 0, totalBytes: null }));
+      if (restarted === 'removed') return 'removed';
+      current = restarted;
+    }
 
     const baseVolume = await readVolume(repo, base.volumeId);
     if (!baseVolume?.legal) throw new DiskflowError('STORAGE_ERROR', `the base volume ${base.volumeId} of incremental copy ${image.imageId} is not complete`, false);
@@ -85,13 +89,17 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
         { repoUuid: current.source.repoUuid, imageId: source.imageId, volumeId: source.volumeId, contentEpoch: source.contentEpoch, size: source.size },
         bitmaps,
       );
-      // Changes made after this read are counted for the copy after this one.
-      const tracking = await startTracking(topPath, sourceChain[0], source, current.source.repoUuid, image.imageId, signal, bitmaps);
-
-      // A fresh overlay of the base, illegal until complete (replaces a half-made one).
-      await activateChain(repo, baseChain);
-      await writeVolume(repo, volume);
-      await repo.createVolume({ volumeId: volume.volumeId, format: 'qcow2', size: image.size, parent: { volumeId: base.volumeId, format: baseVolume.format }, preallocate: false }, signal);
+      // Changes made after this read are counted for the copy after this one; meanwhile (the
+      // two touch different files), a fresh overlay of the base, illegal until complete,
+      // replaces any half-made one.
+      const [tracking] = await Promise.all([
+        startTracking(topPath, sourceChain[0], source, current.source.repoUuid, image.imageId, signal, bitmaps),
+        (async () => {
+          await activateChain(repo, baseChain);
+          await writeVolume(repo, volume);
+          await repo.createVolume({ volumeId: volume.volumeId, format: 'qcow2', size: image.size, parent: { volumeId: base.volumeId, format: baseVolume.format }, preallocate: false }, signal);
+        })(),
+      ]);
       failpoint('incremental.overlay-created');
       // Room for what will be written (block storage grows its volume; files need nothing).
       const room = (bytes: number) => repo.ensureCapacity(volume.volumeId, Math.min(image.size, Math.ceil(bytes * 1.05)) + 64 * MiB);
