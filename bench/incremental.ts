@@ -123,7 +123,7 @@ async function main(): Promise<void> {
     }
     // The fallback: the bitmap is gone, content is compared (reads both in full).
     changed = await changeOnePercent(rounds);
-    execFileSync('qemu-img', ['bitmap', '--remove', '-f', 'qcow2', volumeFile('src', disk), `diskflow-${last}`]);
+    execFileSync('qemu-img', ['bitmap', '--remove', '-f', 'qcow2', volumeFile('src', disk), record('dst', last).changeTracking.bitmap]);
     const fallback = await copy(last, 'snapshot');
     const fallbackWritten = ownBytes(volumeFile('dst', fallback.id));
 

@@ -16,10 +16,24 @@
  */
 import { Context } from '@temporalio/activity';
 import { addBitmap, Bitmap, listBitmaps, removeBitmap } from '../qemu/bitmaps';
+import type { Repository } from '../repository/repository';
+import { readImage } from './image-store';
 import type { ChangeTracking, ImageRecord, VolumeRecord } from './records';
 
-/** The bitmap a copy's changes are counted in: named after the copy. */
-export const bitmapName = (copyImageId: string) => `diskflow-${copyImageId}`;
+/**
+ * The bitmap a copy's changes are counted in: named after the copy and the repository it is in,
+ * so that bitmaps of copies since removed from that repository are recognised and dropped.
+ */
+export const bitmapName = (targetRepoUuid: string, copyImageId: string) => `diskflow-${targetRepoUuid}-${copyImageId}`;
+
+const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+const NAME = new RegExp(`^diskflow-(${UUID})-(${UUID})$`);
+
+/** The repository and copy a diskflow bitmap belongs to, or null for any other bitmap. */
+export function bitmapOwner(name: string): { repoUuid: string; imageId: string } | null {
+  const match = NAME.exec(name);
+  return match ? { repoUuid: match[1], imageId: match[2] } : null;
+}
 
 export type TrackingVerdict = { trusted: true; bitmap: string } | { trusted: false; reason: string };
 
@@ -57,15 +71,29 @@ export async function startTracking(
   top: VolumeRecord,
   source: ImageRecord,
   repoUuid: string,
+  target: Repository,
   copyImageId: string,
-  signal?: AbortSignal,
-  /** The top volume's bitmaps, when the caller has just listed them. */
-  listed?: Bitmap[],
+  options: {
+    signal?: AbortSignal;
+    /** The top volume's bitmaps, when the caller has just listed them. */
+    listed?: Bitmap[];
+    /** Bitmaps this copy still reads (an incremental copy's base's). */
+    keep?: string[];
+  } = {},
 ): Promise<ChangeTracking | null> {
+  const { signal } = options;
   if (source.kind !== 'virtual-disk' || top.format !== 'qcow2') return null;
-  const bitmap = bitmapName(copyImageId);
+  const bitmap = bitmapName(target.header.uuid, copyImageId);
   try {
-    const existing = (listed ?? (await listBitmaps(topPath, { signal }))).find((b) => b.name === bitmap);
+    const listed = options.listed ?? (await listBitmaps(topPath, { signal }));
+    // Bitmaps of earlier copies into the same repository that are gone from it count for nobody.
+    for (const other of listed) {
+      const owner = bitmapOwner(other.name);
+      if (!owner || owner.repoUuid !== target.header.uuid || owner.imageId === copyImageId || options.keep?.includes(other.name)) continue;
+      const copy = await readImage(target, owner.imageId);
+      if (!copy || copy.removed) await removeBitmap(topPath, other.name, { signal });
+    }
+    const existing = listed.find((b) => b.name === bitmap);
     if (existing && (existing.flags.includes('in-use') || !existing.flags.includes('auto'))) await removeBitmap(topPath, bitmap, { signal });
     if (!existing || existing.flags.includes('in-use') || !existing.flags.includes('auto')) await addBitmap(topPath, bitmap, { signal });
   } catch (error) {

@@ -137,7 +137,7 @@ export async function runCopyJob(deps: ActivityDeps, repo: Repository, imageId: 
     const from: Endpoint = { path: await activateChain(sourceRepo, sourceChain), format: sourceChain[0].format, directIo: sourceRepo.directIo };
     const to: Endpoint = { path: await repo.activate(volume.volumeId, volume.format), format: volume.format, directIo: repo.directIo };
     try {
-      tracking = field === 'pending' ? await startTracking(from.path, sourceChain[0], source, current.source.repoUuid, imageId, signal) : null;
+      tracking = field === 'pending' ? await startTracking(from.path, sourceChain[0], source, current.source.repoUuid, repo, imageId, { signal }) : null;
       const targetIsZero = repo.readsAsZero(volume.format);
       const extents = targetIsZero ? await dataExtents(from, signal) : [{ start: 0, length: image.size }];
       const totalBytes = planRanges(extents, image.size, Number.MAX_SAFE_INTEGER).reduce((sum, r) => sum + r.dataBytes, 0);

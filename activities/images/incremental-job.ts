@@ -93,7 +93,7 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
       // two touch different files), a fresh overlay of the base, illegal until complete,
       // replaces any half-made one.
       const [tracking] = await Promise.all([
-        startTracking(topPath, sourceChain[0], source, current.source.repoUuid, image.imageId, signal, bitmaps),
+        startTracking(topPath, sourceChain[0], source, current.source.repoUuid, repo, image.imageId, { signal, listed: bitmaps, keep: verdict.trusted ? [verdict.bitmap] : [] }),
         (async () => {
           await activateChain(repo, baseChain);
           await writeVolume(repo, volume);

@@ -79,6 +79,9 @@ function ownBytes(path: string): number {
   return map.filter((e) => e.depth === 0 && e.present).reduce((sum, e) => sum + e.length, 0);
 }
 
+/** The name of the bitmap counting changes since `copy` (a copy in repository ib). */
+const bitmapOf = (copy: string) => imageRecord(pathB, copy).changeTracking!.bitmap;
+
 function bitmapsOf(path: string): string[] {
   const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', '-U', path], { encoding: 'utf8' }));
   return ((info['format-specific']?.data?.bitmaps ?? []) as { name: string }[]).map((b) => b.name);
@@ -100,8 +103,8 @@ describe('incremental copies', () => {
     // 4: copy A to repository B (through the CLI, as a user would).
     const first = await diskflowJson<string>(['image', 'copy', 'ib', disk, '--kind', 'snapshot'], HOST);
     await usable('ib', first);
-    expect(imageRecord(pathB, first).changeTracking).toMatchObject({ imageId: disk, bitmap: `diskflow-${first}`, volumeId: imageRecord(pathA, disk).volumeId });
-    expect(bitmapsOf(volumePath(pathA, disk))).toEqual([`diskflow-${first}`]);
+    expect(imageRecord(pathB, first).changeTracking).toMatchObject({ imageId: disk, bitmap: bitmapOf(first), volumeId: imageRecord(pathA, disk).volumeId });
+    expect(bitmapsOf(volumePath(pathA, disk))).toEqual([bitmapOf(first)]);
     const atFirst = model.fork();
     // 5-7: run the VM again, write, stop.
     await write(disk, model, ...CHANGES);
@@ -119,7 +122,7 @@ describe('incremental copies', () => {
       `${imageRecord(pathB, first).volumeId}.qcow2`,
     );
     // Changes are now counted for the next copy, from the second one.
-    expect(bitmapsOf(volumePath(pathA, disk))).toEqual([`diskflow-${second}`]);
+    expect(bitmapsOf(volumePath(pathA, disk))).toEqual([bitmapOf(second)]);
     expect(await restoresTo(second, model)).toBe(true);
     expect(await restoresTo(first, atFirst)).toBe(true);
     expect(uncleanVolumes(pathB)).toEqual([]);
@@ -130,7 +133,7 @@ describe('incremental copies', () => {
     const disk = await diskWith(model, { pattern: 0x61, offset: 0, length: 64 * MiB });
     const first = await backup(disk);
     // The bitmap is lost (as if another tool removed it): the record alone is never trusted.
-    execFileSync('qemu-img', ['bitmap', '--remove', '-f', 'qcow2', volumePath(pathA, disk), `diskflow-${first}`]);
+    execFileSync('qemu-img', ['bitmap', '--remove', '-f', 'qcow2', volumePath(pathA, disk), bitmapOf(first)]);
     await write(disk, model, ...CHANGES);
     const second = await backup(disk, first);
     expect(imageRecord(pathB, second).incremental).toEqual({ baseImageId: first, method: 'compare' });
@@ -171,6 +174,19 @@ describe('incremental copies', () => {
     expect(imageRecord(pathB, second).incremental?.method).toBe('compare');
     expect(ownBytes(volumePath(pathB, second))).toBeLessThanOrEqual(CHANGED + 256 * KiB);
     expect(await restoresTo(second, model)).toBe(true);
+  });
+
+  it('bitmaps of copies removed from a repository are dropped by the next copy into it; those of copies elsewhere are kept', async () => {
+    const model = Model.blank(SIZE);
+    const disk = await diskWith(model, { pattern: 0x85, offset: 0, length: MiB });
+    const gone = await backup(disk);
+    const elsewhere = await client.copyImage('ia', disk);
+    await usable('ia', elsewhere);
+    const kept = imageRecord(pathA, elsewhere).changeTracking!.bitmap;
+    expect(bitmapsOf(volumePath(pathA, disk)).sort()).toEqual([bitmapOf(gone), kept].sort());
+    await client.removeImage('ib', gone);
+    const next = await backup(disk);
+    expect(bitmapsOf(volumePath(pathA, disk)).sort()).toEqual([bitmapOf(next), kept].sort());
   });
 
   it('refuses a base that is not a snapshot in the target repository, changing nothing', async () => {

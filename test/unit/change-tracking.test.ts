@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { bitmapName, judgeTracking, SourceNow } from '../../activities/images/change-tracking';
+import { bitmapName, bitmapOwner, judgeTracking, SourceNow } from '../../activities/images/change-tracking';
 import type { Bitmap } from '../../activities/qemu/bitmaps';
 import type { ChangeTracking } from '../../activities/images/records';
 
 const SIZE = 2 ** 30;
 const source: SourceNow = { repoUuid: 'r1', imageId: 'disk', volumeId: 'v1', contentEpoch: 3, size: SIZE };
-const tracking: ChangeTracking = { repoUuid: 'r1', imageId: 'disk', volumeId: 'v1', bitmap: bitmapName('copy1'), contentEpoch: 3 };
+const tracking: ChangeTracking = { repoUuid: 'r1', imageId: 'disk', volumeId: 'v1', bitmap: 'diskflow-copy1', contentEpoch: 3 };
 const good: Bitmap = { name: 'diskflow-copy1', granularity: 65536, flags: ['auto'] };
 
 describe('change tracking is trusted only when it covers every change since the base was copied', () => {
@@ -28,5 +28,15 @@ describe('change tracking is trusted only when it covers every change since the 
     const verdict = judgeTracking(record, baseSize, now, bitmaps);
     expect(verdict.trusted).toBe(false);
     expect(!verdict.trusted && verdict.reason).toMatch(reason);
+  });
+});
+
+describe('bitmap names', () => {
+  it('name the repository and the copy, and are read back; other bitmaps belong to nobody', () => {
+    const repoUuid = '0b7e2a52-8f55-4f7e-9a53-4f1f4c1e2a10';
+    const imageId = 'c0a8f1de-2b3c-4d5e-8f90-1a2b3c4d5e6f';
+    expect(bitmapOwner(bitmapName(repoUuid, imageId))).toEqual({ repoUuid, imageId });
+    expect(bitmapOwner('backup-2024')).toBeNull();
+    expect(bitmapOwner(`diskflow-${imageId}`)).toBeNull();
   });
 });
