@@ -39,8 +39,13 @@ export class Qmp {
     };
     socket.on('error', gone);
     socket.on('close', () => gone());
-    await qmp.greeted;
-    await qmp.execute('qmp_capabilities');
+    try {
+      await qmp.greeted;
+      await qmp.execute('qmp_capabilities');
+    } catch (error) {
+      socket.destroy();
+      throw error;
+    }
     return qmp;
   }
 
