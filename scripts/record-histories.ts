@@ -134,6 +134,17 @@ const scenarios: Scenario[] = [
       await c.fixStorageRepository(repo, fix, { hostId: 'no-such-host' });
     },
   ],
+  [
+    'incremental-copy',
+    async (c, { repo }) => {
+      const disk = await c.createVirtualDisk(repo, 1 << 20);
+      await waitUsable(c, repo, disk);
+      const first = await c.copyImage(repo, disk, null, {}, { kind: 'snapshot' });
+      await waitUsable(c, repo, first);
+      await waitUsable(c, repo, await c.copyImage(repo, disk, first, {}, { kind: 'snapshot' }));
+      await c.copyImage(repo, disk, disk).catch(() => undefined);
+    },
+  ],
   ['disconnect-ok', (c, { repo }) => c.disconnectStorageRepository(repo)],
 ];
 

@@ -1,4 +1,4 @@
-import { uuid4, workflowInfo } from '@temporalio/workflow';
+import { patched, uuid4, workflowInfo } from '@temporalio/workflow';
 import { invalidArgument } from '../api/errors';
 import { CopyImageInput, NewImageOutput } from '../api/operations';
 import { hostTaskQueue } from '../api/task-queues';
@@ -13,7 +13,8 @@ import { tagOperation } from './tags';
  * copyImage(targetRepoId, imageId, baseImageId, userData, options): persist the new image in
  * the target repository, broken until its data is in place, and return its id (a snapshot
  * keeps its own: copying it where it already is moves nothing); then, unless autoFix is off,
- * copy the data, resumably, with live progress.
+ * copy the data, resumably, with live progress. With a base (a snapshot in the target
+ * repository), the new image is an overlay of it holding only what differs (incremental copy).
  */
 export async function copyImage(input: CopyImageInput): Promise<NewImageOutput> {
   const answer = answerOncePersisted<NewImageOutput>();
@@ -23,11 +24,15 @@ export async function copyImage(input: CopyImageInput): Promise<NewImageOutput> 
     async () => {
       const request = validate(CopyImageInput, input);
       tagOperation({ operation: 'copyImage', repo: request.targetRepoId, image: request.imageId, host: request.hostId });
-      if (request.baseImageId) throw invalidArgument('baseImageId: copies on top of a base (incremental copies) are not available yet');
+      // Workflows started before incremental copies existed refused a base here (replay).
+      if (request.baseImageId && !patched('incremental-copies')) {
+        throw invalidArgument('baseImageId: copies on top of a base (incremental copies) are not available yet');
+      }
       const { repo, step, persisted } = await persistStep(request.hostId, request.targetRepoId, {
         op: 'copy-image',
         newImageId,
         sourceId: request.imageId,
+        baseImageId: request.baseImageId,
         operationId: workflowInfo().workflowId,
         userData: request.userData,
         strategy: request.options.strategy,

@@ -37,6 +37,8 @@ export function neededBy(scan: RepositoryScan, image: ImageRecord): Set<string> 
   const needed = new Set<string>();
   const roots = [image.volumeId];
   if (image.pending?.step === 'create-volume' && image.pending.parentId) roots.push(image.pending.parentId);
+  // An incremental copy's base is needed from the moment the copy is persisted.
+  if (image.pending?.step === 'copy' && image.pending.job.base) roots.push(image.pending.job.base.volumeId);
   if (image.optimizing) needed.add(image.optimizing.volumeId);
   for (const root of roots) for (const id of chainIn(scan, root)) needed.add(id);
   return needed;

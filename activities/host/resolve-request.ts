@@ -8,6 +8,7 @@ import type { ActivityDeps } from '../deps';
 import type { PersistRequest, PersistStep } from '../images/persist';
 import { openFix } from '../fixes/fix-data';
 import { sourceFacts } from '../images/source-facts';
+import { incrementalBase } from '../images/incremental-base';
 import { locateImage } from './lookup';
 
 export async function resolveRequest({ connections, operations, hostId, settings }: ActivityDeps, targetRepoId: string, request: PersistRequest): Promise<PersistStep> {
@@ -32,6 +33,7 @@ export async function resolveRequest({ connections, operations, hostId, settings
       const kind = request.kind ?? source.kind;
       // "In case of copying an immutable image the ID will be identical to the original image."
       const imageId = source.kind === 'snapshot' && kind === 'snapshot' ? source.imageId : request.newImageId;
+      const base = request.baseImageId ? await incrementalBase(target, request.baseImageId, operations) : null;
       return {
         op: 'copy-image',
         input: {
@@ -44,6 +46,7 @@ export async function resolveRequest({ connections, operations, hostId, settings
           userData: request.userData,
           strategy: request.strategy,
           autoFix: request.autoFix,
+          base,
         },
       };
     }

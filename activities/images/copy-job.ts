@@ -20,7 +20,9 @@ import { failpoint } from '../failpoints';
 import type { Repository } from '../repository/repository';
 import { readChain, readImage, readVolume, updateImage, writeVolume } from './image-store';
 import { ProgressReporter } from './progress';
-import type { CopyJob, ImageRecord, VolumeRecord } from './records';
+import { startTracking } from './change-tracking';
+import { runIncrementalCopy } from './incremental-job';
+import type { ChangeTracking, CopyJob, ImageRecord, VolumeRecord } from './records';
 
 export type JobField = 'pending' | 'optimizing';
 
@@ -91,6 +93,11 @@ export async function runCopyJob(deps: ActivityDeps, repo: Repository, imageId: 
   const sourceRepo = connections.byUuid(current.source.repoUuid);
   const image = (await readImage(repo, imageId))!;
   const progress = new ProgressReporter(repo, imageId, hostId, settings.progressIntervalMs, { current: 1, total: 2 });
+  if (current.base) {
+    return runIncrementalCopy({ deps, repo, sourceRepo, image, job: current, progress, signal, updateJob: (change) => updateJob((j) => change(j)) });
+  }
+  // A copy made by a copyImage counts its source's changes from here (incremental copies).
+  let tracking: ChangeTracking | null = null;
 
   for (let round = 0; ; round++) {
     const source = await readImage(sourceRepo, current.source.imageId);
@@ -130,6 +137,7 @@ export async function runCopyJob(deps: ActivityDeps, repo: Repository, imageId: 
     const from: Endpoint = { path: await activateChain(sourceRepo, sourceChain), format: sourceChain[0].format, directIo: sourceRepo.directIo };
     const to: Endpoint = { path: await repo.activate(volume.volumeId, volume.format), format: volume.format, directIo: repo.directIo };
     try {
+      tracking = field === 'pending' ? await startTracking(from.path, sourceChain[0], source, current.source.repoUuid, repo, imageId, { signal }) : null;
       const targetIsZero = repo.readsAsZero(volume.format);
       const extents = targetIsZero ? await dataExtents(from, signal) : [{ start: 0, length: image.size }];
       const totalBytes = planRanges(extents, image.size, Number.MAX_SAFE_INTEGER).reduce((sum, r) => sum + r.dataBytes, 0);
@@ -189,6 +197,10 @@ export async function runCopyJob(deps: ActivityDeps, repo: Repository, imageId: 
     if (after.contentEpoch === current.source.contentEpoch) break;
   }
 
+  if (tracking) {
+    const recorded = await updateImage(repo, imageId, (img) => (img.removed ? undefined : { ...img, changeTracking: tracking }));
+    if (recorded.removed) return 'removed';
+  }
   failpoint('copy.before-legal');
   await writeVolume(repo, { ...(await readVolume(repo, current.volumeId))!, legal: true });
   await progress.enter({ current: 2, total: 2 }, 100);

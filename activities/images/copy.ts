@@ -19,13 +19,16 @@ export interface PersistCopyInput {
   userData: UserData;
   strategy: Strategy;
   autoFix: boolean;
+  /** An incremental copy's base: a snapshot in the target repository, and its volume. */
+  base?: { imageId: string; volumeId: string } | null;
 }
 
 /** A copy has two stages: the data, then a check of the volume made. */
 export const COPY_STAGES = 2;
 
-export function newCopyJob(source: SourceFacts, strategy: Strategy, volumeId = randomUUID()): CopyJob {
-  const performance = strategy === 'performance';
+export function newCopyJob(source: SourceFacts, strategy: Strategy, volumeId = randomUUID(), base: CopyJob['base'] = null): CopyJob {
+  // An overlay on a base is qcow2 whatever the strategy: only qcow2 has a backing file.
+  const performance = strategy === 'performance' && !base;
   return {
     source: { repoUuid: source.repoUuid, imageId: source.imageId, contentEpoch: source.contentEpoch },
     volumeId,
@@ -35,6 +38,7 @@ export function newCopyJob(source: SourceFacts, strategy: Strategy, volumeId = r
     totalBytes: null,
     doneBytes: 0,
     attempt: null,
+    base,
   };
 }
 
@@ -46,7 +50,7 @@ export function newCopyJob(source: SourceFacts, strategy: Strategy, volumeId = r
 export async function persistCopy(repo: Repository, input: PersistCopyInput): Promise<boolean> {
   const existing = await readImage(repo, input.imageId);
   if (existing) return whatIsThere(existing, input);
-  const job = newCopyJob(input.source, input.strategy);
+  const job = newCopyJob(input.source, input.strategy, randomUUID(), input.base ?? null);
   const record = newImageRecord({
     imageId: input.imageId,
     kind: input.kind,

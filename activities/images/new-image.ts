@@ -37,6 +37,8 @@ export function newImageRecord(n: NewImage): ImageRecord {
     status: n.pending ? 'broken' : (n.status ?? 'optimized'),
     pending: n.pending,
     optimizing: null,
+    changeTracking: null,
+    incremental: null,
     removed: null,
     operation: n.claim && n.pending ? claimFor(n.operationId, n.operationType) : null,
     prepared: {},

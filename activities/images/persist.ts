@@ -34,6 +34,8 @@ export type PersistRequest =
       /** The id a copy gets unless it keeps its source's (a snapshot copied as a snapshot). */
       newImageId: string;
       sourceId: string;
+      /** An incremental copy's base, a snapshot in the target repository (copyImage's baseImageId). */
+      baseImageId?: string | null;
       operationId: string;
       userData: UserData;
       strategy: Strategy;

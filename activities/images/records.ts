@@ -49,8 +49,34 @@ export const CopyJob = z.object({
   doneBytes: z.number().int().nonnegative(),
   /** The attempt that owns the job now: an older attempt that finds another one here stops. */
   attempt: z.string().nullable(),
+  /**
+   * An incremental copy: the volume is a qcow2 overlay of this image's volume (a snapshot in the
+   * same repository) and receives only what differs from it (docs: "Incremental copies").
+   */
+  base: z.object({ imageId: z.string(), volumeId: z.string() }).nullable().default(null),
 });
 export type CopyJob = z.infer<typeof CopyJob>;
+
+/**
+ * The change tracking record of a copy: the qcow2 persistent dirty bitmap that diskflow added
+ * to its source's top volume right before reading it, so that a later copy based on this one
+ * reads only what changed since. Trusted only while the source is still that volume at that
+ * contentEpoch and the bitmap is there and consistent (change-tracking.ts).
+ */
+export const ChangeTracking = z.object({
+  repoUuid: z.string(),
+  imageId: z.string(),
+  /** The source's top volume holding the bitmap. */
+  volumeId: z.string(),
+  bitmap: z.string(),
+  /** The source's contentEpoch the copy read: a chain replaced since is not covered by the bitmap. */
+  contentEpoch: z.number().int().nonnegative(),
+});
+export type ChangeTracking = z.infer<typeof ChangeTracking>;
+
+/** How an incremental copy found what differs from its base. */
+export const IncrementalMethod = z.enum(['bitmap', 'compare']);
+export type IncrementalMethod = z.infer<typeof IncrementalMethod>;
 
 /** What a mend must still do before the image is usable; null once it is. */
 export const PendingWork = z.discriminatedUnion('step', [
@@ -96,6 +122,10 @@ export const ImageRecord = z.looseObject({
   pending: PendingWork.nullable(),
   /** An optimize in progress: the image stays usable while a better representation is made. */
   optimizing: CopyJob.nullable().default(null),
+  /** Where changes after this copy are counted on its source, or null (see ChangeTracking). */
+  changeTracking: ChangeTracking.nullable().default(null),
+  /** An incremental copy: the base it was made on and how the differences were found. */
+  incremental: z.object({ baseImageId: z.string(), method: IncrementalMethod }).nullable().default(null),
   /** Removal mark: the image is gone for users; a clean fix reclaims its volumes. */
   removed: z.object({ at: z.string(), operationId: z.string() }).nullable(),
   operation: OperationClaim.nullable(),

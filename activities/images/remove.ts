@@ -25,6 +25,8 @@ export async function volumesNeededBy(repo: Repository, image: ImageRecord): Pro
   const needed = new Set<string>([image.volumeId]);
   const roots = [image.volumeId];
   if (image.pending?.step === 'create-volume' && image.pending.parentId) roots.push(image.pending.parentId);
+  // An incremental copy's base is needed from the moment the copy is persisted.
+  if (image.pending?.step === 'copy' && image.pending.job.base) roots.push(image.pending.job.base.volumeId);
   if (image.optimizing) needed.add(image.optimizing.volumeId);
   for (const root of roots) {
     needed.add(root);

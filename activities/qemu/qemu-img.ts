@@ -87,3 +87,19 @@ export function progressParser(onProgress?: (fraction: number) => void): (chunk:
     if (matches.length) onProgress?.(Number(matches[matches.length - 1][1]) / 100);
   };
 }
+
+/**
+ * Points a qcow2 overlay at another backing file, keeping its content (safe mode): every cluster
+ * where the old backing and the new one differ is written into the overlay, and only those.
+ * Reads both in full. Used as the content-compare path of an incremental copy.
+ */
+export async function rebaseSafe(
+  path: string,
+  backing: { file: string; format: VolumeFormat },
+  options: { directIo: boolean; signal?: AbortSignal; onProgress?: (fraction: number) => void },
+): Promise<void> {
+  const args = ['rebase', '-p', '-f', 'qcow2', '-b', backing.file, '-F', backing.format];
+  if (options.directIo) args.push('-t', 'none', '-T', 'none');
+  args.push(path);
+  await run('qemu-img', args, { signal: options.signal, onStdout: progressParser(options.onProgress) });
+}
