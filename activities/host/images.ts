@@ -2,6 +2,7 @@
  * Image steps that belong to one host: reading status under that host's repoId handle, and
  * preparing an image for a VM that runs there.
  */
+import { Context } from '@temporalio/activity';
 import { DiskflowError } from '../../api/errors';
 import type { ImageStatus, PreparedImage } from '../../api/image-status';
 import type { ImagesPage } from '../../api/operations';
@@ -77,9 +78,14 @@ export function createHostImageActivities({ connections, hostId, operations, set
       return activateImage(connections.byRepoId(repoId), imageId);
     },
 
-    /** The record half of prepare and teardown, on a host that may write records (the SRM, where there is one). */
+    /**
+     * The record half of prepare and teardown, on a host that may write records (the SRM, where
+     * there is one): with the room a VM needs made first, and given back after the last teardown.
+     */
     async markPrepared({ repoUuid, imageId, onHost, prepared }: { repoUuid: string; imageId: string; onHost: string; prepared: boolean }): Promise<void> {
-      await markPrepared(connections.byUuid(repoUuid), imageId, onHost, prepared);
+      const repo = connections.byUuid(repoUuid);
+      await markPrepared(repo, imageId, onHost, prepared);
+      if (!prepared) await shrinkIfUnused(repo, imageId);
     },
 
     async teardownImage({ repoId, imageId }: ImageOnHost): Promise<void | { markOnSrm: RepositoryRef }> {
@@ -91,19 +97,42 @@ export function createHostImageActivities({ connections, hostId, operations, set
       }
       const image = await markPrepared(repo, imageId, hostId, false);
       for (const volume of await readChain(repo, image.volumeId)) await repo.deactivate(volume.volumeId);
+      await shrinkIfUnused(repo, imageId);
     },
   };
 }
 
 async function markPrepared(repo: Repository, imageId: string, hostId: string, prepared: boolean) {
-  return updateImage(repo, imageId, (img) => {
+  return updateImage(repo, imageId, async (img) => {
     if (img.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `image ${imageId} is not in the repository`);
-    if (prepared) return { ...img, prepared: { ...img.prepared, [hostId]: new Date().toISOString() } };
+    if (prepared) {
+      // Before the mark, so a volume that cannot get the room (NO_SPACE) leaves nothing marked;
+      // and before any host activates it. Only the top volume is written by a VM.
+      await repo.growForVm(img.volumeId, img.size);
+      return { ...img, prepared: { ...img.prepared, [hostId]: new Date().toISOString() } };
+    }
     if (!(hostId in img.prepared)) return undefined;
     const rest = { ...img.prepared };
     delete rest[hostId];
     return { ...img, prepared: rest };
   });
+}
+
+/**
+ * After a teardown: once no host has the image prepared (and no operation works on it), the
+ * room prepare made is given back. Under the image's lock, so a prepare on the SRM waits for it.
+ * Optional: a failure leaves the volume large, which is safe, and does not fail the teardown.
+ */
+async function shrinkIfUnused(repo: Repository, imageId: string): Promise<void> {
+  try {
+    await updateImage(repo, imageId, async (img) => {
+      const unused = !img.removed && Object.keys(img.prepared).length === 0 && !img.operation && !img.pending && !img.optimizing;
+      if (unused) await repo.shrinkAfterVm(img.volumeId);
+      return undefined;
+    });
+  } catch (error) {
+    Context.current().log.warn('volume not shrunk after teardown', { imageId, error: String(error) });
+  }
 }
 
 async function activateImage(repo: Repository, imageId: string): Promise<PreparedImage> {

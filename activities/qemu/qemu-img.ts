@@ -60,6 +60,16 @@ export async function check(path: string, format: VolumeFormat, runOptions?: Run
 }
 
 /**
+ * `qemu-img check` of one qcow2 volume alone (its backing chain is not opened: it may not be
+ * reachable where the check runs). The volume is a block device (an activated LV).
+ */
+export async function checkDeviceAlone(path: string, runOptions?: RunOptions): Promise<CheckResult> {
+  const spec = { driver: 'qcow2', backing: null, file: { driver: 'host_device', filename: path } };
+  const { stdout } = await run('qemu-img', ['check', '--output=json', `json:${JSON.stringify(spec)}`], { ...runOptions, okExitCodes: [2, 3] });
+  return JSON.parse(stdout) as CheckResult;
+}
+
+/**
  * Commits `path` (a qcow2 overlay) into `base`, a volume below it in its chain, then empties it.
  * Idempotent: committing again writes the same data.
  */

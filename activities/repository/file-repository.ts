@@ -160,6 +160,14 @@ export class FileRepository implements Repository {
     // A file grows as it is written.
   }
 
+  async growForVm(): Promise<void> {
+    // A file grows as the VM writes it.
+  }
+
+  async shrinkAfterVm(): Promise<void> {
+    // A file takes only what was written.
+  }
+
   async listStrayFiles(): Promise<{ name: string; ageMs: number; bytes: number }[]> {
     const now = Date.now();
     const facts = await statFiles((await readdir(this.tmp)).map((name) => join(this.tmp, name)));

@@ -82,6 +82,17 @@ export interface Repository {
    * its logical volume (thin qcow2 on LVs); files need nothing.
    */
   ensureCapacity(volumeId: string, bytes: number): Promise<void>;
+  /**
+   * Before a VM may write a volume (prepareImage): room for all `virtualSize` bytes of it, as
+   * nothing grows a volume under a running VM. Block storage extends a thin qcow2 LV to its
+   * full size (only the SRM may); files and raw volumes need nothing.
+   */
+  growForVm(volumeId: string, virtualSize: number): Promise<void>;
+  /**
+   * Once no host has the volume prepared: gives back what growForVm added beyond what the volume
+   * holds (never below its data). Skipped, not failed, where that cannot be known for sure.
+   */
+  shrinkAfterVm(volumeId: string): Promise<void>;
   /** Makes a volume usable on this host and returns the path qemu opens. */
   activate(volumeId: string, format: VolumeFormat): Promise<string>;
   deactivate(volumeId: string): Promise<void>;

@@ -137,6 +137,18 @@ export class Lvm {
     await this.run('lvextend', [...alloc, '-L', `${bytes}b`, `${this.vgName}/${name}`]);
   }
 
+  /**
+   * Shrinks an LV (the caller has made sure nothing it holds lies beyond `bytes`). LVM from
+   * 2.03.17 checks for a file system first unless told `--fs ignore`; older LVM knows no `--fs`.
+   */
+  async lvreduce(name: string, bytes: number): Promise<void> {
+    const args = ['-f', '-L', `${bytes}b`, `${this.vgName}/${name}`];
+    await this.run('lvreduce', ['--fs', 'ignore', ...args]).catch((error: Error) => {
+      if (!/unrecognized option|unknown option/i.test(error.message)) throw error;
+      return this.run('lvreduce', args);
+    });
+  }
+
   async lvrename(from: string, to: string): Promise<void> {
     await this.run('lvrename', [this.vgName, from, to]);
   }

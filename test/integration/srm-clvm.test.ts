@@ -201,6 +201,57 @@ describe('clvm-1.0 with an elected SRM', () => {
     expect(made[0].size).toBeLessThan(big);
     expect(await sameContent(c, 'shared', copy, model)).toBe(true);
   }, 60_000);
+
+  it('a thin qcow2 LV prepared for a VM on a host that is not the SRM holds the whole disk; the last teardown shrinks it to what it uses', async () => {
+    const c = clients.h1;
+    expect(await srmOf(c)).toBe('srm-h1');
+    const big = 64 * MiB;
+    const before = new Set((await lvs()).map((l) => l.name));
+    const disk = await c.createVirtualDisk('shared', big);
+    await usable(c, 'shared', disk);
+    const made = (await lvs()).filter((l) => !before.has(l.name));
+    expect(made).toHaveLength(1);
+    const lvSize = async () => (await lvs()).find((l) => l.name === made[0].name)!.size;
+    // Thin: it starts at the 2 MiB chunk.
+    expect(await lvSize()).toBeLessThan(big);
+    const model = Model.blank(big).write({ pattern: 0x5a, offset: 0, length: 60 * MiB });
+    const qemuIo = (path: string, command: string) => execFileSync('qemu-io', ['-f', 'qcow2', '-c', command, path], { encoding: 'utf8' });
+
+    const { path } = await clients.h2.prepareImage('shared', disk);
+    try {
+      // The SRM made the LV hold the whole disk before h2 activated it.
+      const fullyAllocated = Number(/fully allocated size: (\d+)/.exec(execFileSync('qemu-img', ['measure', '-O', 'qcow2', '--size', String(big)], { encoding: 'utf8' }))![1]);
+      expect(await lvSize()).toBeGreaterThanOrEqual(fullyAllocated);
+      // The VM writes 60 MiB: without room it would get ENOSPC (qemu-io reports it on stdout).
+      expect(qemuIo(path, 'write -P 0x5a 0 60M')).not.toMatch(/failed|error/i);
+      expect(qemuIo(path, 'read -P 0x5a 0 60M')).not.toMatch(/failed|error|mismatch/i);
+    } finally {
+      await clients.h2.teardownImage('shared', disk);
+    }
+    // Torn down everywhere: the SRM shrank the LV back, below the whole disk but not below its data.
+    const shrunk = await lvSize();
+    expect(shrunk).toBeLessThan(big);
+    expect(shrunk).toBeGreaterThan(60 * MiB);
+
+    const again = await clients.h3.prepareImage('shared', disk);
+    try {
+      const end = (JSON.parse(execFileSync('qemu-img', ['check', '-U', '--output=json', '-f', 'qcow2', again.path], { encoding: 'utf8' })) as { 'image-end-offset': number })[
+        'image-end-offset'
+      ];
+      expect(end).toBeLessThanOrEqual(shrunk);
+      execFileSync('qemu-img', ['compare', '-U', '-q', '-f', 'qcow2', '-F', 'raw', again.path, model.path]);
+    } finally {
+      await clients.h3.teardownImage('shared', disk);
+    }
+    expect(await sameContent(c, 'shared', disk, model)).toBe(true);
+
+    // A disk the VG cannot hold whole is refused (NO_SPACE), and nothing is marked: it can be removed.
+    const huge = await c.createVirtualDisk('shared', 2048 * MiB);
+    await usable(c, 'shared', huge);
+    await expect(clients.h2.prepareImage('shared', huge)).rejects.toMatchObject({ code: 'NO_SPACE' });
+    await c.removeImage('shared', huge);
+    await c.removeImage('shared', disk);
+  }, 90_000);
 });
 
 describe('SRM fencing and takeover', () => {

@@ -262,13 +262,58 @@ export class ClvmRepository implements Repository {
   async ensureCapacity(volumeId: string, bytes: number): Promise<void> {
     const lv = await this.requireLv(volumeId);
     if (lv.size >= bytes) return;
+    await this.extend(volumeId, bytes);
+    // The writer reopens the volume by its link: point it at the grown extent range.
+    await this.activation.activate(await this.requireLv(volumeId));
+  }
+
+  private async extend(volumeId: string, bytes: number): Promise<void> {
     await this.asSrm(`extending volume ${volumeId}`);
     await this.lvm.lvextend(volumeId, roundUp(bytes, this.extentSize)).catch((error: Error) => {
       if (!/Insufficient/i.test(error.message)) throw error;
       throw new DiskflowError('NO_SPACE', `volume ${volumeId} cannot grow to ${bytes} bytes in ${this.location}${hasDeviceMapper() ? '' : ' (without device-mapper an LV grows only into the free extents right after it)'}: ${error.message}`);
     });
-    // The writer reopens the volume by its link: point it at the grown extent range.
-    await this.activation.activate(await this.requireLv(volumeId));
+  }
+
+  /**
+   * A thin qcow2 LV grows to hold its whole disk before a VM gets it: diskflow does not watch a
+   * running VM's writes (VDSM's watermark monitoring), so the VM must never need more. Done by
+   * the SRM before the preparing host activates it, so that host's mapping covers it all.
+   */
+  async growForVm(volumeId: string, virtualSize: number): Promise<void> {
+    const lv = await this.requireLv(volumeId);
+    // A raw LV is its disk, full size from the start.
+    if (!lv.tags.includes('diskflow.format=qcow2')) return;
+    const full = roundUp(virtualSize + qcow2Overhead(virtualSize), this.extentSize);
+    if (lv.size >= full) return;
+    await this.extend(volumeId, full);
+    // Active here already (the SRM's own VM, or a reader): its mapping must cover the grown LV.
+    if ((await this.activation.active()).includes(volumeId)) await this.activation.activate(await this.requireLv(volumeId));
+  }
+
+  /**
+   * Back to what the qcow2 uses (its image-end-offset) plus the chunk a thin LV keeps ahead,
+   * as VDSM reduces a volume after use. Skipped wherever that is not certain: the volume is in
+   * use on this host, or its check finds errors.
+   */
+  async shrinkAfterVm(volumeId: string): Promise<void> {
+    const lv = await this.requireLv(volumeId);
+    if (!lv.tags.includes('diskflow.format=qcow2')) return;
+    if ((await this.activation.active()).includes(volumeId)) return;
+    await this.asSrm(`shrinking volume ${volumeId}`);
+    const path = await this.activation.activate(lv);
+    let result: qemuImg.CheckResult;
+    try {
+      result = await qemuImg.checkDeviceAlone(path);
+    } finally {
+      await this.activation.deactivate(volumeId);
+    }
+    const end = result['image-end-offset'];
+    if (!end || result['check-errors'] || result.corruptions) return;
+    const target = roundUp(end + sizing().chunkBytes, this.extentSize);
+    if (target >= lv.size) return;
+    await this.asSrm(`shrinking volume ${volumeId}`);
+    await this.lvm.lvreduce(volumeId, target);
   }
 
   async activate(volumeId: string): Promise<string> {
