@@ -293,27 +293,28 @@ export class ClvmRepository implements Repository {
 
   /**
    * Back to what the qcow2 uses (its image-end-offset) plus the chunk a thin LV keeps ahead,
-   * as VDSM reduces a volume after use. Skipped wherever that is not certain: the volume is in
-   * use on this host, or its check finds errors.
+   * as VDSM reduces a volume after use. Skipped where its check finds errors. The caller makes
+   * sure no VM has it; the SRM itself may still have it activated (it activates what it
+   * creates or copies into): that mapping is remade at the new size.
    */
   async shrinkAfterVm(volumeId: string): Promise<void> {
     const lv = await this.requireLv(volumeId);
     if (!lv.tags.includes('diskflow.format=qcow2')) return;
-    if ((await this.activation.active()).includes(volumeId)) return;
     await this.asSrm(`shrinking volume ${volumeId}`);
+    const wasActive = (await this.activation.active()).includes(volumeId);
     const path = await this.activation.activate(lv);
-    let result: qemuImg.CheckResult;
     try {
-      result = await qemuImg.checkDeviceAlone(path);
+      const result = await qemuImg.checkDeviceAlone(path);
+      const end = result['image-end-offset'];
+      if (!end || result['check-errors'] || result.corruptions) return;
+      const target = roundUp(end + sizing().chunkBytes, this.extentSize);
+      if (target >= lv.size) return;
+      await this.asSrm(`shrinking volume ${volumeId}`);
+      await this.lvm.lvreduce(volumeId, target);
+      if (wasActive) await this.activation.activate(await this.requireLv(volumeId));
     } finally {
-      await this.activation.deactivate(volumeId);
+      if (!wasActive) await this.activation.deactivate(volumeId);
     }
-    const end = result['image-end-offset'];
-    if (!end || result['check-errors'] || result.corruptions) return;
-    const target = roundUp(end + sizing().chunkBytes, this.extentSize);
-    if (target >= lv.size) return;
-    await this.asSrm(`shrinking volume ${volumeId}`);
-    await this.lvm.lvreduce(volumeId, target);
   }
 
   async activate(volumeId: string): Promise<string> {
