@@ -233,16 +233,34 @@ describe('clvm-1.0 with an elected SRM', () => {
     expect(shrunk).toBeLessThan(big);
     expect(shrunk).toBeGreaterThan(60 * MiB);
 
+    // Prepared again, on h3 and on the SRM itself: nothing was cut, and the LV is whole again.
     const again = await clients.h3.prepareImage('shared', disk);
+    const onSrm = await c.prepareImage('shared', disk).catch(async (error: unknown) => {
+      await clients.h3.teardownImage('shared', disk);
+      throw error;
+    });
+    const whole = await lvSize();
     try {
       const end = (JSON.parse(execFileSync('qemu-img', ['check', '-U', '--output=json', '-f', 'qcow2', again.path], { encoding: 'utf8' })) as { 'image-end-offset': number })[
         'image-end-offset'
       ];
       expect(end).toBeLessThanOrEqual(shrunk);
+      expect(whole).toBeGreaterThan(big);
       execFileSync('qemu-img', ['compare', '-U', '-q', '-f', 'qcow2', '-F', 'raw', again.path, model.path]);
     } finally {
       await clients.h3.teardownImage('shared', disk);
     }
+    try {
+      // The SRM still has it prepared: no shrink yet, and its VM writes on.
+      expect(await lvSize()).toBe(whole);
+      expect(qemuIo(onSrm.path, 'write -P 0x5b 60M 1M')).not.toMatch(/failed|error/i);
+      model.write({ pattern: 0x5b, offset: 60 * MiB, length: MiB });
+    } finally {
+      await c.teardownImage('shared', disk);
+    }
+    // The SRM's own teardown shrinks it too, keeping the new MiB.
+    expect(await lvSize()).toBeLessThan(whole);
+    expect(await lvSize()).toBeGreaterThan(61 * MiB);
     expect(await sameContent(c, 'shared', disk, model)).toBe(true);
 
     // A disk the VG cannot hold whole is refused (NO_SPACE), and nothing is marked: it can be removed.
