@@ -46,7 +46,7 @@ function sizing(env: NodeJS.ProcessEnv = process.env) {
 }
 
 /** What a qcow2 of `size` virtual bytes needs besides its data: header, L1/L2 and refcount tables. */
-function qcow2Overhead(size: number): number {
+export function qcow2Overhead(size: number): number {
   return Math.ceil(size / 8192) * 2 + 2 * MiB;
 }
 
