@@ -108,7 +108,12 @@ async function markPrepared(repo: Repository, imageId: string, hostId: string, p
     if (prepared) {
       // Before the mark, so a volume that cannot get the room (NO_SPACE) leaves nothing marked;
       // and before any host activates it. Only the top volume is written by a VM.
-      await repo.growForVm(img.volumeId, img.size);
+      if (!(await repo.growForVm(img.volumeId, img.size))) {
+        Context.current().log.warn('volume not grown to hold the whole disk: it cannot grow in place without device-mapper; the VM may fill it', {
+          imageId,
+          volumeId: img.volumeId,
+        });
+      }
       return { ...img, prepared: { ...img.prepared, [hostId]: new Date().toISOString() } };
     }
     if (!(hostId in img.prepared)) return undefined;

@@ -160,8 +160,9 @@ export class FileRepository implements Repository {
     // A file grows as it is written.
   }
 
-  async growForVm(): Promise<void> {
+  async growForVm(): Promise<boolean> {
     // A file grows as the VM writes it.
+    return true;
   }
 
   async shrinkAfterVm(): Promise<void> {

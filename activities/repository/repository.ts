@@ -85,9 +85,11 @@ export interface Repository {
   /**
    * Before a VM may write a volume (prepareImage): room for all `virtualSize` bytes of it, as
    * nothing grows a volume under a running VM. Block storage extends a thin qcow2 LV to its
-   * full size (only the SRM may); files and raw volumes need nothing.
+   * full size (only the SRM may); files and raw volumes need nothing. Resolves false where the
+   * room could not be made but the prepare may go on (an LV that cannot grow in place, without
+   * device-mapper); NO_SPACE where the storage cannot hold the disk.
    */
-  growForVm(volumeId: string, virtualSize: number): Promise<void>;
+  growForVm(volumeId: string, virtualSize: number): Promise<boolean>;
   /**
    * Once no host has the volume prepared: gives back what growForVm added beyond what the volume
    * holds (never below its data). Skipped, not failed, where that cannot be known for sure.

@@ -280,15 +280,25 @@ export class ClvmRepository implements Repository {
    * running VM's writes (VDSM's watermark monitoring), so the VM must never need more. Done by
    * the SRM before the preparing host activates it, so that host's mapping covers it all.
    */
-  async growForVm(volumeId: string, virtualSize: number): Promise<void> {
+  async growForVm(volumeId: string, virtualSize: number): Promise<boolean> {
     const lv = await this.requireLv(volumeId);
     // A raw LV is its disk, full size from the start.
-    if (!lv.tags.includes('diskflow.format=qcow2')) return;
+    if (!lv.tags.includes('diskflow.format=qcow2')) return true;
     const full = roundUp(virtualSize + qcow2Overhead(virtualSize), this.extentSize);
-    if (lv.size >= full) return;
-    await this.extend(volumeId, full);
+    if (lv.size >= full) return true;
+    try {
+      await this.extend(volumeId, full);
+    } catch (error) {
+      // Without device-mapper an LV grows only into the extents right after it. Where the VG
+      // has the room elsewhere, the VM gets the LV as it is (as before: it may fill it); only a
+      // VG that cannot hold the disk at all refuses the prepare.
+      if (!(error instanceof DiskflowError && error.code === 'NO_SPACE') || hasDeviceMapper()) throw error;
+      if (((await this.lvm.vg())?.freeBytes ?? 0) < full - lv.size) throw error;
+      return false;
+    }
     // Active here already (the SRM's own VM, or a reader): its mapping must cover the grown LV.
     if ((await this.activation.active()).includes(volumeId)) await this.activation.activate(await this.requireLv(volumeId));
+    return true;
   }
 
   /**
