@@ -8,13 +8,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { StorageClient } from '../client/storage-client';
-import { HostWorker } from '../workers/host-worker';
-import { createLogger, installTemporalLogging } from '../workers/logger';
-import { startDevServer } from '../workers/temporal-server';
-import { describeMachine } from './machine';
+import { describeMachine, describeStorage } from './machine';
+import { withOneHost } from './one-host';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -45,19 +42,9 @@ function fill(path: string, format: string, extents: { offset: number; length: n
 async function main(): Promise<void> {
   const dataGiB = Number(arg('data-gib', '4'));
   const rounds = Number(arg('rounds', '3'));
-  const scratch = mkdtempSync(join(arg('dir', '/var/tmp'), 'bench-copy-'));
-  const logger = createLogger({ level: 'warn', destination: join(scratch, 'log') });
-  installTemporalLogging(logger);
-  const server = await startDevServer();
-  const worker = await HostWorker.start({ hostId: 'bench', home: join(scratch, 'home'), temporal: { address: server.address, namespace: 'default' }, logger });
-  const running = worker.run();
-  const client = await StorageClient.connect({ address: server.address, hostId: 'bench' });
-  try {
-    for (const repo of ['src', 'dst']) {
-      const path = mkdtempSync(join(scratch, `${repo}-`));
-      await client.initStorageRepository('localfs-1.0', { path });
-      await client.connectStorageRepository(repo, 'localfs-1.0', { path });
-    }
+  await withOneHost('copy', arg('dir', '/var/tmp'), async ({ scratch, client, localRepository }) => {
+    await localRepository('src');
+    await localRepository('dst');
     const usable = async (repo: string, id: string) => {
       while ((await client.getImageStatus(repo, id)).status === 'broken') await new Promise((r) => setTimeout(r, 50));
     };
@@ -116,19 +103,13 @@ async function main(): Promise<void> {
     process.stdout.write(
       [
         `bench/copy: copyImage end to end (call to usable), localfs to localfs on one file system, median of ${rounds} rounds`,
-        describeMachine({ storage: `${scratch} (${execFileSync('df', ['--output=fstype', scratch], { encoding: 'utf8' }).split('\n')[1].trim()})` }),
+        describeMachine({ storage: describeStorage(scratch) }),
         `dense ${dataGiB} GiB: bare qemu-img convert -t none -T none -W ${b.toFixed(2)} s (${((dataGiB * 1024) / b).toFixed(0)} MiB/s); diskflow copyImage ${o.toFixed(2)} s; ratio ${(o / b).toFixed(2)} (goal <= 1.10); first copy, before the host knows its pace: ratio ${(ours[0] / bare[0]).toFixed(2)}`,
         `fixed cost of a copy (1 MiB image, call to usable): ${(median(tinyTimes) * 1000).toFixed(0)} ms`,
         `sparse: 40 GiB virtual with 1 GiB of data ${median(sparseTimes).toFixed(2)} s; 1 GiB disk with the same data ${median(packedTimes).toFixed(2)} s; ratio ${(median(sparseTimes) / median(packedTimes)).toFixed(2)} (goal <= 1.2)`,
       ].join('\n') + '\n',
     );
-  } finally {
-    await client.close();
-    await worker.shutdown();
-    await running;
-    await server.stop();
-    rmSync(scratch, { recursive: true, force: true });
-  }
+  });
 }
 
 main().catch((error) => {

@@ -5,17 +5,13 @@
  *
  *   npm run build && node dist/bench/create-latency.js [--calls 300] [--burst 200]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { StorageClient } from '../client/storage-client';
-import { HostWorker } from '../workers/host-worker';
-import { createLogger, installTemporalLogging } from '../workers/logger';
-import { startDevServer } from '../workers/temporal-server';
 import { describeMachine, percentile } from './machine';
+import { withOneHost } from './one-host';
 
 const arg = (name: string, fallback: number) => {
   const at = process.argv.indexOf(`--${name}`);
@@ -42,17 +38,9 @@ async function main(): Promise<void> {
   const calls = arg('calls', 300);
   const burst = arg('burst', 200);
   const concurrency = arg('concurrency', 8);
-  const scratch = mkdtempSync(join(tmpdir(), 'bench-create-'));
-  const logger = createLogger({ level: 'warn', destination: join(scratch, 'log') });
-  installTemporalLogging(logger);
-  const server = await startDevServer(process.env.BENCH_MEMORY ? {} : { dbFilename: join(scratch, 'temporal.db') });
-  const worker = await HostWorker.start({ hostId: 'bench', home: join(scratch, 'home'), temporal: { address: server.address, namespace: 'default' }, logger });
-  const running = worker.run();
-  const client = await StorageClient.connect({ address: server.address, hostId: 'bench' });
-  try {
-    const path = mkdtempSync(join(scratch, 'repo-'));
-    await client.initStorageRepository('localfs-1.0', { path });
-    await client.connectStorageRepository('bench', 'localfs-1.0', { path });
+  const onDisk = (scratch: string) => (process.env.BENCH_MEMORY ? {} : { dbFilename: join(scratch, 'temporal.db') });
+  await withOneHost('create', tmpdir(), async ({ server, client, localRepository }) => {
+    await localRepository('bench');
     const create = () => client.createVirtualDisk('bench', 2 ** 30);
 
     // The same shape on bare Temporal, polled by workers in this process like diskflow's host worker.
@@ -129,13 +117,7 @@ async function main(): Promise<void> {
         `${summary(`burst of ${burst} at once`, burstMs.filter((n) => !Number.isNaN(n)))}; errors: ${errors}`,
       ].join('\n') + '\n',
     );
-  } finally {
-    await client.close();
-    await worker.shutdown();
-    await running;
-    await server.stop();
-    rmSync(scratch, { recursive: true, force: true });
-  }
+  }, onDisk);
 }
 
 main().catch((error) => {

@@ -9,13 +9,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { StorageClient } from '../client/storage-client';
-import { HostWorker } from '../workers/host-worker';
-import { createLogger, installTemporalLogging } from '../workers/logger';
-import { startDevServer } from '../workers/temporal-server';
-import { describeMachine } from './machine';
+import { describeMachine, describeStorage } from './machine';
+import { withOneHost } from './one-host';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -49,21 +46,8 @@ async function main(): Promise<void> {
   const diskGiB = Number(arg('disk-gib', '4'));
   const rounds = Number(arg('rounds', '3'));
   const size = diskGiB * GiB;
-  const scratch = mkdtempSync(join(arg('dir', '/var/tmp'), 'bench-incremental-'));
-  const logger = createLogger({ level: 'warn', destination: join(scratch, 'log') });
-  installTemporalLogging(logger);
-  const server = await startDevServer();
-  const worker = await HostWorker.start({ hostId: 'bench', home: join(scratch, 'home'), temporal: { address: server.address, namespace: 'default' }, logger });
-  const running = worker.run();
-  const client = await StorageClient.connect({ address: server.address, hostId: 'bench' });
-  const repoPaths: Record<string, string> = {};
-  try {
-    for (const repo of ['src', 'dst']) {
-      const path = mkdtempSync(join(scratch, `${repo}-`));
-      repoPaths[repo] = path;
-      await client.initStorageRepository('localfs-1.0', { path });
-      await client.connectStorageRepository(repo, 'localfs-1.0', { path });
-    }
+  await withOneHost('incremental', arg('dir', '/var/tmp'), async ({ scratch, client, localRepository }) => {
+    const repoPaths: Record<string, string> = { src: await localRepository('src'), dst: await localRepository('dst') };
     const record = (repo: string, id: string) => JSON.parse(execFileSync('cat', [join(repoPaths[repo], 'images', `${id}.json`)], { encoding: 'utf8' }));
     const volumeFile = (repo: string, id: string) => join(repoPaths[repo], 'volumes', `${record(repo, id).volumeId}.qcow2`);
     const disk = await client.createVirtualDisk('src', size);
@@ -133,19 +117,13 @@ async function main(): Promise<void> {
     process.stdout.write(
       [
         `bench/incremental: a ${diskGiB} GiB disk, dense, with 1% of its 64 KiB clusters changed (random) since its last backup; call to usable, localfs to localfs, median of ${rounds} rounds`,
-        describeMachine({ storage: `${scratch} (${execFileSync('df', ['--output=fstype', scratch], { encoding: 'utf8' }).split('\n')[1].trim()})` }),
+        describeMachine({ storage: describeStorage(scratch) }),
         `changed: ${(changed / MiB).toFixed(1)} MiB; incremental copy wrote ${(w / MiB).toFixed(1)} MiB of data (${(w / changed).toFixed(2)}x, goal <= 1.10x) in a ${(median(fileGrowth) / MiB).toFixed(1)} MiB file (data + qcow2 metadata)`,
         `time: full copy ${f.toFixed(2)} s; incremental copy (dirty bitmap) ${i.toFixed(2)} s; ratio ${((100 * i) / f).toFixed(1)}% (goal <= 15%)`,
         `fallback without a bitmap (content compare): ${fallback.s.toFixed(2)} s, wrote ${(fallbackWritten / MiB).toFixed(1)} MiB (${(fallbackWritten / changed).toFixed(2)}x)`,
       ].join('\n') + '\n',
     );
-  } finally {
-    await client.close();
-    await worker.shutdown();
-    await running;
-    await server.stop();
-    rmSync(scratch, { recursive: true, force: true });
-  }
+  });
 }
 
 main().catch((error) => {

@@ -12,6 +12,11 @@ export function describeMachine(extra: Record<string, string> = {}): string {
   return lines.join('\n');
 }
 
+/** The file system a benchmark's scratch directory is on, for its figures. */
+export function describeStorage(dir: string): string {
+  return `${dir} (${execFileSync('df', ['--output=fstype', dir], { encoding: 'utf8' }).split('\n')[1].trim()})`;
+}
+
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
