@@ -10,6 +10,7 @@ import { createRepositoryActivities } from './host/repositories';
 import { createMendActivities } from './images/mend';
 import { createPersistActivities } from './images/persist';
 import { createRemoveActivities } from './images/remove';
+import { createSrmMetadataActivities } from './srm/apply-metadata';
 
 export function createActivities(deps: ActivityDeps) {
   return {
@@ -20,6 +21,7 @@ export function createActivities(deps: ActivityDeps) {
     cleanRemovedImage: createRemoveActivities(deps).cleanRemovedImage,
     ...createCheckActivities(deps),
     ...createFixActivities(deps),
+    ...createSrmMetadataActivities(deps),
   };
 }
 

@@ -17,6 +17,7 @@ import type { OperationRegistry } from '../activities/images/claims';
 import type { Repository } from '../activities/repository/repository';
 import { hostTaskQueue, repoTaskQueue, srmTaskQueue, WORKFLOW_TASK_QUEUE } from '../api/task-queues';
 import { leaseTiming } from '../activities/srm/delta-lease';
+import { metadataForwarder } from '../activities/srm/metadata-forwarder';
 import { SrmPollers, SrmRoles } from '../activities/srm/srm-roles';
 import type { TemporalSettings } from '../client/config';
 import { lockHome } from './home-lock';
@@ -68,7 +69,7 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
     const { hostId, home, temporal, logger } = options;
     const log = (message: string, fields?: Record<string, unknown>) => logger.info({ hostId, ...fields }, message);
     this.srm = new SrmRoles(hostId, leaseTiming(), this, log);
-    this.connections = new HostConnections({ hostId, home, srm: this.srm }, this, log);
+    this.connections = new HostConnections({ hostId, home, srm: this.srm, metadataOnSrm: metadataForwarder }, this, log);
     const client = new Client({ connection: clientConnection, namespace: temporal.namespace });
     this.activityOptions = {
       activities: createActivities({ hostId, connections: this.connections, operations: new TemporalOperations(client), settings, srm: this.srm }),

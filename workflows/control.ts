@@ -20,7 +20,6 @@ import type { RepositoryRef } from '../activities/host/repositories';
 import { describeFailure, isCancellation } from '../api/failures';
 import { OperationProgress, PAUSE_SIGNAL, PROGRESS_QUERY, PROGRESS_SIGNAL, RESUME_SIGNAL, StepProgress } from '../api/progress';
 import { codedFailure } from './failures';
-import { srmTaskQueue } from '../api/task-queues';
 import { fixTaskQueue, onObjectManager } from './routing';
 
 /** The hosts a fix step may run on, in operators' words. */
@@ -28,7 +27,6 @@ function describeQueue(repo: RepositoryRef, chosen?: string): string {
   const taskQueue = fixTaskQueue(repo, chosen);
   const host = /^diskflow\.host\.(.+)$/.exec(taskQueue);
   if (host) return `host ${host[1]} (task queue ${taskQueue})`;
-  if (taskQueue === srmTaskQueue(repo.repoUuid)) return `the SRM of repository ${repo.repoUuid} (task queue ${taskQueue})`;
   return `a host with repository ${repo.repoUuid} connected (task queue ${taskQueue})`;
 }
 

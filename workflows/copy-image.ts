@@ -47,12 +47,10 @@ export async function copyImage(input: CopyImageInput): Promise<NewImageOutput> 
   const imageId = step.input.imageId;
   tagOperation({ operation: 'copyImage', image: imageId });
   if (request.options.autoFix && persisted.made) {
-    // Between two repositories, the copy runs on the caller's host, which has both connected;
-    // into a repository that needs an SRM, on the SRM (the only host that may grow its volumes
-    // and write its records), which must have the source connected too.
+    // Between two repositories, the copy runs on the caller's host, which has both connected
+    // (into a repository that needs an SRM too: it sends its metadata changes to the SRM).
     const crossRepo = step.input.source.repoUuid !== repo.repoUuid;
-    // Into a repository that needs an SRM, the SRM copies (it must have the source connected).
-    const taskQueue = crossRepo && !repo.needsSrm ? hostTaskQueue(request.hostId) : undefined;
+    const taskQueue = crossRepo ? hostTaskQueue(request.hostId) : undefined;
     await control.fix(repo, imageId, () => mendImage(repo, imageId, taskQueue), taskQueue);
   }
   control.done();

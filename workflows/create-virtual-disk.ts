@@ -40,9 +40,8 @@ export async function createVirtualDisk(input: CreateVirtualDiskInput): Promise<
   if (request.options.autoFix) {
     if (persisted.baseCopied && request.baseSnapshotId) {
       const baseId = request.baseSnapshotId;
-      // The base comes from another repository: only the caller's host is known to have both
-      // (into a repository that needs an SRM: the SRM, see copyImage).
-      const taskQueue = repo.needsSrm ? undefined : hostTaskQueue(request.hostId);
+      // The base comes from another repository: only the caller's host is known to have both.
+      const taskQueue = hostTaskQueue(request.hostId);
       await control.fix(repo, baseId, () => mendImage(repo, baseId, taskQueue), taskQueue);
     }
     await control.fix(repo, imageId, () => mendImage(repo, imageId));

@@ -39,7 +39,7 @@ export async function fixStorageRepository(input: FixStorageRepositoryInput): Pr
   // The engine may put the I/O on a host of its choice; a copy from another repository needs
   // a host with both connected, which the caller's host is.
   const chosen = request.options.hostId ? hostTaskQueue(request.options.hostId) : undefined;
-  const crossRepo = plan.type === 'mend' && plan.copyFrom && !repo.needsSrm ? hostTaskQueue(request.hostId) : undefined;
+  const crossRepo = plan.type === 'mend' && plan.copyFrom ? hostTaskQueue(request.hostId) : undefined;
   await carryOut(repo, plan, operationId, control, chosen ?? crossRepo);
   control.done();
   return answer.done({ operationId });

@@ -12,3 +12,4 @@ export { prepareImage, teardownImage } from './prepare-image';
 export { checkStorageRepository } from './check-storage-repository';
 export { fixStorageRepository } from './fix-storage-repository';
 export { persistedUpdate } from './persisted';
+export { srmMetadataStep } from './srm-metadata-step';

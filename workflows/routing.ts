@@ -52,7 +52,7 @@ function hostNotAnswering(error: unknown, hostId: string): ApplicationFailure | 
  * SRM, else on the repository's queue (any host that has it connected). They are short, so a
  * stuck attempt is retried quickly; they are idempotent, so retrying is safe.
  */
-export const onObjectManager = (repo: RepositoryRef) =>
+export const onObjectManager = (repo: Pick<RepositoryRef, 'repoUuid' | 'needsSrm'>) =>
   proxyActivities<Activities>({
     taskQueue: repo.needsSrm ? srmTaskQueue(repo.repoUuid) : repoTaskQueue(repo.repoUuid),
     startToCloseTimeout: '10 minutes',
@@ -61,11 +61,11 @@ export const onObjectManager = (repo: RepositoryRef) =>
   });
 
 /**
- * Where a fix step goes unless sent to a chosen host's queue: fixes create and extend volumes,
- * which on formats that need an SRM only the SRM may.
+ * Where a fix step goes unless sent to a chosen host's queue: any host that has the repository
+ * connected. On formats that need an SRM, a host that is not the SRM sends the step's metadata
+ * changes there (activities/srm/metadata-forwarder.ts) and moves the data itself.
  */
-export const fixTaskQueue = (repo: RepositoryRef, taskQueue?: string): string =>
-  taskQueue ?? (repo.needsSrm ? srmTaskQueue(repo.repoUuid) : repoTaskQueue(repo.repoUuid));
+export const fixTaskQueue = (repo: Pick<RepositoryRef, 'repoUuid'>, taskQueue?: string): string => taskQueue ?? repoTaskQueue(repo.repoUuid);
 
 /**
  * Fix steps that move data, on any host that has the repository connected (or a chosen host).

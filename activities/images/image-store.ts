@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { DiskflowError } from '../../api/errors';
 import { formatIssues } from '../../api/validation';
+import { RecordConflict } from '../repository/repository';
 import type { RecordKind, Repository } from '../repository/repository';
 import { ImageRecord, VolumeRecord } from './records';
 
@@ -46,7 +47,9 @@ export async function createImage(repo: Repository, image: ImageRecord): Promise
 
 /**
  * Read-modify-write of one image under its lock. `change` returns the new record, or undefined
- * to leave it as it is; every write bumps the generation.
+ * to leave it as it is; every write bumps the generation. The lock is this process's: where a
+ * write is sent to another host (a clvm SRM) it is a compare-and-swap on the generation, and
+ * one that lost (RecordConflict) is made again over the record as it is now.
  */
 export async function updateImage(
   repo: Repository,
@@ -54,15 +57,24 @@ export async function updateImage(
   change: (image: ImageRecord) => ImageRecord | undefined | Promise<ImageRecord | undefined>,
 ): Promise<ImageRecord> {
   return repo.withRecordLock('image', imageId, async () => {
-    const current = await readImage(repo, imageId);
-    if (!current) throw new DiskflowError('IMAGE_NOT_FOUND', `image ${imageId} is not in the repository`);
-    const next = await change(structuredClone(current));
-    if (!next) return current;
-    const written = { ...next, generation: current.generation + 1, updatedAt: new Date().toISOString() };
-    await repo.writeRecord('image', imageId, written);
-    return written;
+    for (let attempt = 1; ; attempt++) {
+      const current = await readImage(repo, imageId);
+      if (!current) throw new DiskflowError('IMAGE_NOT_FOUND', `image ${imageId} is not in the repository`);
+      const next = await change(structuredClone(current));
+      if (!next) return current;
+      const written = { ...next, generation: current.generation + 1, updatedAt: new Date().toISOString() };
+      try {
+        await repo.writeRecord('image', imageId, written);
+        return written;
+      } catch (error) {
+        if (!(error instanceof RecordConflict) || attempt >= MAX_SWAPS) throw error;
+      }
+    }
   });
 }
+
+/** Writers of one image are few (its operation, progress, the SRM's marks): more losses mean a bug. */
+const MAX_SWAPS = 20;
 
 export async function writeVolume(repo: Repository, volume: VolumeRecord): Promise<void> {
   await repo.writeRecord('volume', volume.volumeId, volume);

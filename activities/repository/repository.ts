@@ -111,12 +111,49 @@ export interface Repository {
 
   /** Formats that need an SRM: where the repository's SRM lease lies (activities/srm/). */
   readonly srmLease?: { device: string; offset: number };
+  /** Formats that need an SRM: makes, on the SRM, a change another host sent (MetadataCall). */
+  applyMetadata?(call: MetadataCall): Promise<unknown>;
 }
 
 /** Lets a format check, before a metadata change only the SRM may make, that this host is it. */
 export interface SrmGuard {
   /** Throws SRM_REQUIRED unless this host holds the repository's SRM lease right now. */
   assertHolding(repoUuid: string, what: string): Promise<void>;
+  /** Whether this host holds the lease (as far as it knows now; assertHolding checks the device). */
+  holds(repoUuid: string): boolean;
+}
+
+/**
+ * A metadata change that only the SRM may make, as one JSON value, so that a host that is not
+ * the SRM can send it there (activities/srm/srm-proxy.ts) while it moves the data itself.
+ * `writeRecord` of an image record is a compare-and-swap on its generation: the SRM writes it
+ * only if the stored record is the one the writer read (`value.generation - 1`).
+ */
+export type MetadataCall =
+  | { method: 'createRecord'; kind: RecordKind; id: string; value: unknown }
+  | { method: 'writeRecord'; kind: RecordKind; id: string; value: unknown }
+  | { method: 'deleteRecord'; kind: RecordKind; id: string }
+  | { method: 'allocateVolume'; spec: VolumeSpec }
+  | { method: 'removeVolume'; volumeId: string }
+  | { method: 'extendVolume'; volumeId: string; bytes: number };
+
+/** Sends metadata changes to the repository's SRM. */
+export interface MetadataForwarder {
+  /**
+   * The SRM's answer to `call`, or null when this call is not to be sent (not inside a step, or
+   * a step that came from the SRM queue: a host that lost the role then fails with SRM_REQUIRED).
+   */
+  forward(repoUuid: string, call: MetadataCall): Promise<unknown> | null;
+}
+
+/**
+ * An image record changed by someone else since it was read (a compare-and-swap that lost):
+ * updateImage reads it again and reapplies its change.
+ */
+export class RecordConflict extends Error {
+  constructor(kind: RecordKind, id: string) {
+    super(`${kind} record ${id} was changed by another writer`);
+  }
 }
 
 /** What a host knows about itself when it connects a repository. */
@@ -126,6 +163,8 @@ export interface HostContext {
   home: string;
   /** This host's SRM roles; formats that need an SRM refuse metadata changes without it. */
   srm?: SrmGuard;
+  /** Where this host sends the metadata changes of formats that need an SRM when it is not the SRM. */
+  metadataOnSrm?: MetadataForwarder;
 }
 
 export interface RepositoryDriver<Params> {
