@@ -57,6 +57,55 @@ const usable = (client: StorageClient, repo: string, id: string, timeoutMs = 30_
 const srmOf = async (client: StorageClient) => (await client.getStorageRepositoryConstraints('shared')).srmHostId;
 const lvs = () => new Lvm([lun!.device], VG).lvs();
 const logged = (host: TestHost, msg: string) => host.logs.filter((l) => l.msg === msg);
+const hostOf = (identity: string) => identity.split('@')[0];
+
+interface StepRun {
+  activity: string;
+  taskQueue: string;
+  host: string;
+}
+
+/** Where each activity of one workflow ran, from its history (ActivityTaskStarted identity). */
+async function stepsOf(client: StorageClient, workflowId: string): Promise<StepRun[]> {
+  const history = await client.temporal.workflow.getHandle(workflowId).fetchHistory();
+  const scheduled = new Map<string, { activity: string; taskQueue: string }>();
+  const runs: StepRun[] = [];
+  for (const e of history.events ?? []) {
+    if (e.activityTaskScheduledEventAttributes) {
+      const a = e.activityTaskScheduledEventAttributes;
+      scheduled.set(String(e.eventId), { activity: a.activityType!.name!, taskQueue: a.taskQueue!.name! });
+    }
+    if (e.activityTaskStartedEventAttributes) {
+      const a = e.activityTaskStartedEventAttributes;
+      runs.push({ ...scheduled.get(String(a.scheduledEventId))!, host: hostOf(a.identity!) });
+    }
+  }
+  return runs;
+}
+
+/** The metadata changes hosts sent to the SRM (srmMetadataStep workflows), finished ones only. */
+async function metadataSteps(client: StorageClient): Promise<Map<string, StepRun[]>> {
+  const found = new Map<string, StepRun[]>();
+  for await (const wf of client.temporal.workflow.list({ query: `WorkflowType = 'srmMetadataStep' AND ExecutionStatus != 'Running'` })) {
+    found.set(wf.workflowId, await stepsOf(client, wf.workflowId));
+  }
+  return found;
+}
+
+/** The operation that last ran a fix step on an image, and where that step ran. */
+async function fixStepsOf(client: StorageClient, imageId: string, type: string): Promise<StepRun[]> {
+  const ids = await eventually(
+    async () => {
+      const found: string[] = [];
+      for await (const wf of client.temporal.workflow.list({ query: `DiskflowImage = '${imageId}' AND WorkflowType = '${type}' AND ExecutionStatus = 'Completed'` })) {
+        found.push(wf.workflowId);
+      }
+      return found;
+    },
+    (f) => f.length > 0,
+  );
+  return stepsOf(client, ids[0]);
+}
 
 describe('clvm-1.0 with an elected SRM', () => {
   it('init refuses a device that is not empty, and a path that is no block device', async () => {
@@ -158,19 +207,19 @@ describe('clvm-1.0 with an elected SRM', () => {
     expect((await c.checkStorageRepository('shared')).filter((f) => f.type === 'clean')).toEqual([]);
   }, 120_000);
 
-  it('check and fix: a mend and a clean run on the SRM; a fix sent to a host that is not the SRM fails with SRM_REQUIRED', async () => {
+  it('check and fix: a mend sent to a host that is not the SRM runs there (the SRM makes its metadata changes); a clean runs on the SRM', async () => {
     const c = clients.h1;
     const disk = await c.createVirtualDisk('shared', SIZE, null, {}, { autoFix: false });
     expect((await c.getImageStatus('shared', disk)).status).toBe('broken');
     const mendOf = async () => (await clients.h3.checkStorageRepository('shared')).find((f) => f.type === 'mend' && f.imageIds.includes(disk));
     const mend = await mendOf();
     expect(mend).toBeDefined();
-    // h2 has the repository connected but is not its SRM: it may not create the volume.
-    const refused = await clients.h3.fixStorageRepository('shared', mend!, { hostId: 'srm-h2' });
-    await expect(clients.h3.waitForOperation(refused.operationId)).rejects.toMatchObject({ code: 'SRM_REQUIRED' });
-    const { operationId } = await clients.h3.fixStorageRepository('shared', (await mendOf())!);
+    // h2 has the repository connected but is not its SRM: it formats the volume, the SRM makes the LV and writes the records.
+    const { operationId } = await clients.h3.fixStorageRepository('shared', mend!, { hostId: 'srm-h2' });
     await clients.h3.waitForOperation(operationId);
     await usable(c, 'shared', disk);
+    expect((await c.getImageStatus('shared', disk)).hostId).toBe('srm-h2');
+    expect(await sameContent(c, 'shared', disk, Model.blank(SIZE))).toBe(true);
 
     const lvsBefore = (await lvs()).length;
     await c.removeImage('shared', disk, { autoFix: false });
@@ -180,6 +229,73 @@ describe('clvm-1.0 with an elected SRM', () => {
     await clients.h2.waitForOperation((await clients.h2.fixStorageRepository('shared', clean!)).operationId);
     expect((await lvs()).length).toBe(lvsBefore - 1);
   }, 90_000);
+
+  it('copies, snapshots and disks from snapshots: data steps on several hosts, metadata changes only on the SRM', async () => {
+    const c = clients.h1;
+    await c.startRepositoryManager('shared'); // a no-op where it runs (the election test started it)
+    expect(await srmOf(c)).toBe('srm-h1');
+    const before = new Set((await metadataSteps(c)).keys());
+    const writes = [
+      { pattern: 0x61, offset: 0, length: 2 * MiB },
+      { pattern: 0x62, offset: 10 * MiB, length: MiB },
+    ];
+    const model = Model.blank(SIZE).write(...writes);
+    const disk = await c.createVirtualDisk('shared', SIZE);
+    await usable(c, 'shared', disk);
+    await writeImage(c, 'shared', disk, ...writes);
+    // Asked on h2: persisted by the SRM.
+    const snapshot = await clients.h2.createSnapshot('shared', disk);
+    await usable(c, 'shared', disk);
+
+    // Copies of the disk, their data moved on the hosts that are not the SRM.
+    const made: { id: string; host: string; model: Model; operationId?: string }[] = [];
+    for (const host of ['srm-h2', 'srm-h3']) {
+      const copy = await clients.h3.copyImage('shared', disk, null, {}, { autoFix: false });
+      // Offered once the copy operation (which answered at persist) has finished.
+      const mend = await eventually(
+        async () => (await c.checkStorageRepository('shared')).find((f) => f.type === 'mend' && f.imageIds.includes(copy)),
+        (f) => f !== undefined,
+      );
+      const { operationId } = await c.fixStorageRepository('shared', mend!, { hostId: host });
+      await c.waitForOperation(operationId);
+      made.push({ id: copy, host, model, operationId });
+    }
+    // A disk from the snapshot, performance strategy (a copy of its chain): its step goes to any host with the repository.
+    const fast = await clients.h2.createVirtualDisk('shared', SIZE, snapshot, {}, { strategy: 'performance' });
+    await usable(c, 'shared', fast);
+    made.push({ id: fast, host: (await c.getImageStatus('shared', fast)).hostId!, model });
+
+    for (const { id, host, model: expected } of made) {
+      const status = await usable(c, 'shared', id);
+      expect(status.hostId).toBe(host);
+      expect(await sameContent(clients.h2, 'shared', id, expected)).toBe(true);
+    }
+    // Each fix's data step (the mend) ran on its chosen host.
+    for (const { host, operationId } of made.slice(0, 2)) {
+      const steps = await stepsOf(c, operationId!);
+      expect(steps.filter((s) => s.activity === 'mendImage').map((s) => s.host)).toEqual([host]);
+    }
+    // The persist steps ran on the SRM.
+    const created = await fixStepsOf(c, fast, 'createVirtualDisk');
+    expect(created.filter((s) => s.activity === 'persist').map((s) => s.host)).toEqual(['srm-h1']);
+    expect(created.filter((s) => s.activity === 'mendImage').map((s) => s.taskQueue)).toEqual([expect.stringMatching(/^diskflow\.repo\./)]);
+
+    // Every metadata change those hosts sent ran on the SRM, on the SRM queue.
+    const sent = await eventually(
+      async () => [...(await metadataSteps(c)).entries()].filter(([id]) => !before.has(id)).flatMap(([, steps]) => steps),
+      (steps) => steps.length >= 2,
+    );
+    expect(new Set(sent.map((s) => s.activity))).toEqual(new Set(['applyMetadataOnSrm']));
+    expect(new Set(sent.map((s) => s.host))).toEqual(new Set(['srm-h1']));
+    expect(sent.filter((s) => !s.taskQueue.startsWith('diskflow.srm.'))).toEqual([]);
+
+    // Removed, asked on a host that is not the SRM: the SRM removes the LVs.
+    const lvsBefore = (await lvs()).length;
+    for (const { id } of made) await clients.h3.removeImage('shared', id);
+    await eventually(lvs, (all) => all.length === lvsBefore - made.length);
+    await c.removeImage('shared', snapshot);
+    await c.removeImage('shared', disk);
+  }, 180_000);
 
   it('a thin qcow2 LV grows by lvextend as a copy fills it', async () => {
     const c = clients.h1;
@@ -299,17 +415,18 @@ describe('SRM fencing and takeover', () => {
     // It stopped polling the SRM queue: no SRM step reaches it any more.
     await eventually(async () => logged(hosts.h1, 'stopped polling').filter((l) => String(l.taskQueue).startsWith('diskflow.srm.')).length, (n) => n > 0);
     expect(await srmOf(clients.h1)).toBe('srm-h2');
-    // New objects are made by the new SRM.
+    // New objects are made by the new SRM (their data step runs on any host with the repository).
     const disk = await clients.h1.createVirtualDisk('shared', SIZE);
     await usable(clients.h1, 'shared', disk);
-    expect((await clients.h1.getImageStatus('shared', disk)).hostId).toBe('srm-h2');
+    expect((await fixStepsOf(clients.h1, disk, 'createVirtualDisk')).filter((s) => s.activity === 'persist').map((s) => s.host)).toEqual(['srm-h2']);
     // h1 asked to act as SRM is refused by its own lease check.
     await expect(clients.h1.startRepositoryManager('shared')).rejects.toMatchObject({ code: 'SRM_CONFLICT' });
   }, 120_000);
 
   it('an SRM killed mid-create: after its lease expires a newly elected SRM completes the creation', async () => {
     await clients.h2.stopRepositoryManager('shared');
-    await hosts.h2.restart({ DISKFLOW_FAILPOINTS: 'mend.volume-created' });
+    // Killed right after it made the LV, whichever host's mend asked for it.
+    await hosts.h2.restart({ DISKFLOW_FAILPOINTS: 'clvm.volume-allocated' });
     await clients.h2.startRepositoryManager('shared');
     const disk = await clients.h3.createVirtualDisk('shared', SIZE);
     await hosts.h2.exited();
@@ -317,7 +434,8 @@ describe('SRM fencing and takeover', () => {
     await eventually(() => clients.h3.startRepositoryManager('shared'), () => true, 60_000);
     expect(await srmOf(clients.h1)).toBe('srm-h3');
     const status = await usable(clients.h3, 'shared', disk, 60_000);
-    expect(status.hostId).toBe('srm-h3');
+    // The data step, retried or waiting for an SRM, finished on a host that is alive.
+    expect(['srm-h1', 'srm-h3']).toContain(status.hostId);
     expect(await sameContent(clients.h3, 'shared', disk, Model.blank(SIZE))).toBe(true);
     await hosts.h2.restart({ DISKFLOW_FAILPOINTS: '' });
   }, 180_000);

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { DiskflowError } from '../../../api/errors';
 import { ClvmParams, FORMAT_TRAITS } from '../../../api/formats';
+import { failpoint } from '../../failpoints';
 import { run } from '../../process';
 import * as qemuImg from '../../qemu/qemu-img';
 import type { VolumeFormat } from '../../qemu/qemu-img';
@@ -286,6 +287,7 @@ export class ClvmRepository implements Repository {
     const initial = spec.format === 'qcow2' && !spec.preallocate ? Math.min(full, sizing().chunkBytes) : full;
     await this.asSrm(`creating volume ${spec.volumeId}`);
     await this.lvm.lvcreate(spec.volumeId, roundUp(initial, this.extentSize), [TAG.volume, `diskflow.format=${spec.format}`], signal);
+    failpoint('clvm.volume-allocated');
   }
 
   readsAsZero(format: VolumeFormat): boolean {
