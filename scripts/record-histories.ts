@@ -6,6 +6,9 @@
  * Existing files are kept (they are the past that new code must still replay); only missing
  * ones are written. Run after adding a workflow type or a new path through one:
  *   npm run build && node dist/scripts/record-histories.js
+ *
+ * srmMetadataStep needs a clvm repository with its SRM on another host: its history is
+ * recorded by test/integration/srm-clvm.test.ts instead.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -5,7 +5,10 @@
  * thin qcow2 LVs growing by lvextend.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lvm } from '../../activities/volumes/lvm';
 import type { StorageClient } from '../../client/storage-client';
@@ -90,6 +93,18 @@ async function metadataSteps(client: StorageClient): Promise<Map<string, StepRun
     found.set(wf.workflowId, await stepsOf(client, wf.workflowId));
   }
   return found;
+}
+
+/**
+ * srmMetadataStep needs a clvm repository and an SRM on another host, which the recorder
+ * (scripts/record-histories.ts, one localfs host) has not: its history is recorded here, once
+ * (an existing file is the past that new code must replay, and is kept), and replayed here too.
+ */
+async function recordMetadataStepHistory(client: StorageClient, workflowId: string): Promise<void> {
+  const history = await client.temporal.workflow.getHandle(workflowId).fetchHistory();
+  await Worker.runReplayHistory({ workflowsPath: join(__dirname, '..', '..', 'workflows', 'index.ts') }, history, workflowId);
+  const file = join(__dirname, '..', 'histories', 'srmMetadataStep.clvm-copy.completed.json');
+  if (!existsSync(file)) writeFileSync(file, historyToJSON(history) + '\n');
 }
 
 /** The operation that last ran a fix step on an image, and where that step ran. */
@@ -288,6 +303,7 @@ describe('clvm-1.0 with an elected SRM', () => {
     expect(new Set(sent.map((s) => s.activity))).toEqual(new Set(['applyMetadataOnSrm']));
     expect(new Set(sent.map((s) => s.host))).toEqual(new Set(['srm-h1']));
     expect(sent.filter((s) => !s.taskQueue.startsWith('diskflow.srm.'))).toEqual([]);
+    await recordMetadataStepHistory(c, [...(await metadataSteps(c)).keys()].find((id) => !before.has(id))!);
 
     // Removed, asked on a host that is not the SRM: the SRM removes the LVs.
     const lvsBefore = (await lvs()).length;
