@@ -404,6 +404,21 @@ describe('clvm-1.0 with an elected SRM', () => {
     await eventually(lvs, (all) => all.length === lvsBefore - made.length);
     await c.removeImage('shared', snapshot);
     await c.removeImage('shared', disk);
+
+    // Into clvm from another repository, asked on a host that is not the SRM: copied there, into
+    // a thin LV the SRM grows (lvextend) as the data comes in.
+    const source = await clients.h3.createVirtualDisk('local3', SIZE);
+    await usable(clients.h3, 'local3', source);
+    await writeImage(clients.h3, 'local3', source, ...writes);
+    const lvsBeforeCopy = new Set((await lvs()).map((l) => l.name));
+    const grown = await clients.h3.copyImage('shared', source);
+    await usable(c, 'shared', grown);
+    expect((await c.getImageStatus('shared', grown)).hostId).toBe('srm-h3');
+    expect(await sameContent(c, 'shared', grown, model)).toBe(true);
+    const made3 = (await lvs()).filter((l) => !lvsBeforeCopy.has(l.name));
+    expect(made3).toHaveLength(1);
+    // Created at the 2 MiB chunk, grown for the 3 MiB of data.
+    expect(made3[0].size).toBeGreaterThan(3 * MiB);
   }, 180_000);
 });
 
