@@ -60,3 +60,13 @@ function abortError(command: string, signal: AbortSignal): Error {
   const reason = signal.reason instanceof Error ? signal.reason : new Error(`${command} stopped: ${String(signal.reason)}`);
   return reason;
 }
+
+/** Whether a process of this pid exists (one of another user's counts: EPERM). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -22,14 +22,10 @@ import { StorageClient } from '../client/storage-client';
 import { PROJECT_ROOT } from '../workers/project-root';
 import { startDevServer } from '../workers/temporal-server';
 import { describeMachine, percentile } from './machine';
+import { arg } from './measure';
 
 const MiB = 2 ** 20;
 const DATA = Buffer.alloc(64 * 1024, 1);
-const arg = (name: string, fallback: string) => {
-  const at = process.argv.indexOf(`--${name}`);
-  return at > 0 ? process.argv[at + 1] : fallback;
-};
-
 /** Kernel-reported memory of a process, in MiB: resident now and its high-water mark. */
 function memoryOf(pid: number): { rss: number; peak: number; anon: number; file: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -11,23 +11,11 @@ import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeMachine, describeStorage } from './machine';
+import { arg, median, seconds } from './measure';
 import { withOneHost } from './one-host';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
-const arg = (name: string, fallback: string) => {
-  const at = process.argv.indexOf(`--${name}`);
-  return at > 0 ? process.argv[at + 1] : fallback;
-};
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-async function seconds(work: () => Promise<unknown> | unknown): Promise<number> {
-  const start = process.hrtime.bigint();
-  await work();
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
 /** Writes `pattern` over [offset, offset+length) in requests qemu-io accepts (at most 1 GiB each). */
 function fill(path: string, format: string, extents: { offset: number; length: number }[]): void {
   const commands: string[] = [];

@@ -11,12 +11,8 @@ import { randomUUID } from 'node:crypto';
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { describeMachine, percentile } from './machine';
+import { arg } from './measure';
 import { withOneHost } from './one-host';
-
-const arg = (name: string, fallback: number) => {
-  const at = process.argv.indexOf(`--${name}`);
-  return at > 0 ? Number(process.argv[at + 1]) : fallback;
-};
 
 async function timed(call: () => Promise<unknown>): Promise<number> {
   const start = process.hrtime.bigint();
@@ -35,9 +31,9 @@ function ratio(a: number[], b: number[]): string {
 }
 
 async function main(): Promise<void> {
-  const calls = arg('calls', 300);
-  const burst = arg('burst', 200);
-  const concurrency = arg('concurrency', 8);
+  const calls = Number(arg('calls', '300'));
+  const burst = Number(arg('burst', '200'));
+  const concurrency = Number(arg('concurrency', '8'));
   const onDisk = (scratch: string) => (process.env.BENCH_MEMORY ? {} : { dbFilename: join(scratch, 'temporal.db') });
   await withOneHost('create', tmpdir(), async ({ server, client, localRepository }) => {
     await localRepository('bench');

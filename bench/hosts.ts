@@ -17,13 +17,9 @@ import { HostWorker } from '../workers/host-worker';
 import { createLogger, installTemporalLogging } from '../workers/logger';
 import { startDevServer } from '../workers/temporal-server';
 import { describeMachine } from './machine';
+import { arg } from './measure';
 
 const MiB = 2 ** 20;
-const arg = (name: string, fallback: string) => {
-  const at = process.argv.indexOf(`--${name}`);
-  return at > 0 ? process.argv[at + 1] : fallback;
-};
-
 async function main(): Promise<void> {
   const copies = Number(arg('copies', '6'));
   const dataMiB = Number(arg('data-mib', '256'));

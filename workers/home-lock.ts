@@ -5,15 +5,7 @@
  */
 import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+import { processAlive } from '../activities/process';
 
 export async function lockHome(home: string): Promise<() => Promise<void>> {
   await mkdir(home, { recursive: true });
@@ -27,7 +19,7 @@ export async function lockHome(home: string): Promise<() => Promise<void>> {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-      if (pid && pid !== process.pid && alive(pid)) {
+      if (pid && pid !== process.pid && processAlive(pid)) {
         throw new Error(`another diskflow worker (pid ${pid}) already serves ${home}; give each host its own DISKFLOW_HOME`);
       }
       await unlink(file).catch(() => undefined);

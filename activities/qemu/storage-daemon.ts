@@ -16,6 +16,7 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { DiskflowError } from '../../api/errors';
+import { processAlive } from '../process';
 import type { VolumeFormat } from './qemu-img';
 import { Qmp, QmpEvent } from './qmp';
 
@@ -46,20 +47,11 @@ async function node(name: string, endpoint: BlockEndpoint, readOnly: boolean): P
 const POLL_MS = 500;
 const DIR_PREFIX = 'diskflow-qsd-';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Socket directories left by a worker killed mid-copy (its daemon died with it): removed. */
 async function removeStaleDirs(): Promise<void> {
   for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
     const pid = Number(name.slice(DIR_PREFIX.length).split('-')[0]);
-    if (name.startsWith(DIR_PREFIX) && pid > 0 && !alive(pid)) await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
+    if (name.startsWith(DIR_PREFIX) && pid > 0 && !processAlive(pid)) await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
   }
 }
 

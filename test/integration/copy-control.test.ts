@@ -3,7 +3,6 @@
  * mid-copy, a removal mid-copy. The host copies at a limited rate so a copy of a couple of
  * hundred MiB lasts seconds, long enough to act on while it runs.
  */
-import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OperationProgress, PROGRESS_QUERY } from '../../api/progress';
 import type { StorageClient } from '../../client/storage-client';
@@ -12,6 +11,7 @@ import { Model, sameContent, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
 import { imageRecord, qemuProcessesFor, volumeFiles } from '../harness/records';
 import { localRepository, removeTempDirs } from '../harness/repositories';
+import { operationOn } from '../harness/history';
 import { eventually } from '../harness/wait';
 
 const MiB = 2 ** 20;
@@ -40,17 +40,7 @@ afterAll(async () => {
   removeTempDirs();
 });
 
-async function copyWorkflow(imageId: string): Promise<WorkflowHandle> {
-  const ids = await eventually(
-    async () => {
-      const found: string[] = [];
-      for await (const wf of client.temporal.workflow.list({ query: `WorkflowType = 'copyImage' AND DiskflowImage = '${imageId}'` })) found.push(wf.workflowId);
-      return found;
-    },
-    (found) => found.length === 1,
-  );
-  return client.temporal.workflow.getHandle(ids[0]);
-}
+const copyWorkflow = (imageId: string) => operationOn(client, 'copyImage', imageId);
 
 const copying = (copy: string, above: number) =>
   eventually(() => client.getImageStatus('dst', copy), (s) => s.status === 'broken' && s.stage?.current === 1 && s.percentComplete > above, 30_000);

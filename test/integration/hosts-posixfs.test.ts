@@ -26,6 +26,7 @@ import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
 import { cleanUpMounts, mountsUnder, xfsImage } from '../harness/mounts';
 import { imageRecord } from '../harness/records';
 import { removeTempDirs } from '../harness/repositories';
+import { operationsOn, stepsOf } from '../harness/history';
 import { eventually } from '../harness/wait';
 
 const MiB = 2 ** 20;
@@ -67,38 +68,8 @@ afterAll(async () => {
 const usable = (c: StorageClient, id: string, timeoutMs = 60_000) =>
   eventually(() => c.getImageStatus('shared', id), (s) => s.status === 'optimized' || s.status === 'degraded', timeoutMs);
 
-interface StepRun {
-  activity: string;
-  taskQueue: string;
-  identity: string;
-  attempt: number;
-}
-
-/** Where each activity of an operation ran, from its workflow history. */
-async function stepsOf(c: StorageClient, imageId: string, type: string): Promise<StepRun[]> {
-  const ids = await eventually(
-    async () => {
-      const found: string[] = [];
-      for await (const wf of c.temporal.workflow.list({ query: `DiskflowImage = '${imageId}' AND WorkflowType = '${type}'` })) found.push(wf.workflowId);
-      return found;
-    },
-    (f) => f.length > 0,
-  );
-  const history = await c.temporal.workflow.getHandle(ids[0]).fetchHistory();
-  const scheduled = new Map<string, { activity: string; taskQueue: string }>();
-  const runs: StepRun[] = [];
-  for (const e of history.events ?? []) {
-    if (e.activityTaskScheduledEventAttributes) {
-      const a = e.activityTaskScheduledEventAttributes;
-      scheduled.set(String(e.eventId), { activity: a.activityType!.name!, taskQueue: a.taskQueue!.name! });
-    }
-    if (e.activityTaskStartedEventAttributes) {
-      const a = e.activityTaskStartedEventAttributes;
-      runs.push({ ...scheduled.get(String(a.scheduledEventId))!, identity: a.identity!, attempt: a.attempt! });
-    }
-  }
-  return runs;
-}
+/** Where each activity of the operation of `type` on an image ran. */
+const stepsOn = async (c: StorageClient, imageId: string, type: string) => stepsOf(c, (await operationsOn(c, type, imageId))[0]);
 const hostOf = (identity: string) => identity.split('@')[0];
 
 describe('posixfs-1.0 shared by three hosts', () => {
@@ -111,7 +82,7 @@ describe('posixfs-1.0 shared by three hosts', () => {
   it('routing: the persist step runs on the caller\'s host, fixes on any host with the repository, or on the host the engine chose', async () => {
     const disk = await clients.h2.createVirtualDisk('shared', 16 * MiB);
     await usable(clients.h2, disk);
-    const steps = await stepsOf(clients.h2, disk, 'createVirtualDisk');
+    const steps = await stepsOn(clients.h2, disk, 'createVirtualDisk');
     expect(steps.find((s) => s.activity === 'resolveAndPersist')).toMatchObject({ taskQueue: 'diskflow.host.h2' });
     expect(hostOf(steps.find((s) => s.activity === 'resolveAndPersist')!.identity)).toBe('h2');
     const mend = steps.find((s) => s.activity === 'mendImage')!;
@@ -125,7 +96,7 @@ describe('posixfs-1.0 shared by three hosts', () => {
     const { operationId } = await clients.h1.fixStorageRepository('shared', fix, { hostId: 'h3' });
     await clients.h1.waitForOperation(operationId);
     expect((await usable(clients.h1, later)).hostId).toBe('h3');
-    const fixSteps = await stepsOf(clients.h1, later, 'fixStorageRepository');
+    const fixSteps = await stepsOn(clients.h1, later, 'fixStorageRepository');
     const fixMend = fixSteps.find((s) => s.activity === 'mendImage')!;
     expect(fixMend.taskQueue).toBe('diskflow.host.h3');
     expect(hostOf(fixMend.identity)).toBe('h3');
@@ -259,7 +230,7 @@ describe('posixfs-1.0 shared by three hosts', () => {
     const done = await usable(survivor, copy, 120_000);
     expect(done.hostId).not.toBe(victim);
     expect(await sameContent(survivor, 'shared', copy, model)).toBe(true);
-    const steps = (await stepsOf(survivor, copy, 'copyImage')).filter((s) => s.activity === 'mendImage');
+    const steps = (await stepsOn(survivor, copy, 'copyImage')).filter((s) => s.activity === 'mendImage');
     expect(steps.at(-1)!.attempt).toBeGreaterThan(1);
     expect(hostOf(steps.at(-1)!.identity)).not.toBe(victim);
     // The killed host comes back on its own home and re-uses the mount it left (one mount, not two).

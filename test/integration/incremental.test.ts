@@ -8,7 +8,6 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageStatus } from '../../api/image-status';
 import type { StorageClient } from '../../client/storage-client';
@@ -17,6 +16,7 @@ import { Model, sameContent, Write, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
 import { imageRecord, qemuProcessesFor, uncleanVolumes } from '../harness/records';
 import { localRepository, removeTempDirs } from '../harness/repositories';
+import { operationOn } from '../harness/history';
 import { eventually } from '../harness/wait';
 
 const MiB = 2 ** 20;
@@ -336,14 +336,4 @@ describe('an incremental copy killed at any instant (failpoints) is mended from 
   );
 });
 
-async function copyWorkflow(imageId: string): Promise<WorkflowHandle> {
-  const ids = await eventually(
-    async () => {
-      const found: string[] = [];
-      for await (const wf of client.temporal.workflow.list({ query: `WorkflowType = 'copyImage' AND DiskflowImage = '${imageId}'` })) found.push(wf.workflowId);
-      return found;
-    },
-    (found) => found.length === 1,
-  );
-  return client.temporal.workflow.getHandle(ids[0]);
-}
+const copyWorkflow = (imageId: string) => operationOn(client, 'copyImage', imageId);

@@ -17,6 +17,7 @@ import { Model, sameContent, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
 import { createLun, loopsOver, Lun, removeLun } from '../harness/lun';
 import { localRepository, removeTempDirs } from '../harness/repositories';
+import { operationsOn, StepRun, stepsOf } from '../harness/history';
 import { eventually } from '../harness/wait';
 
 const MiB = 2 ** 20;
@@ -60,31 +61,6 @@ const usable = (client: StorageClient, repo: string, id: string, timeoutMs = 30_
 const srmOf = async (client: StorageClient) => (await client.getStorageRepositoryConstraints('shared')).srmHostId;
 const lvs = () => new Lvm([lun!.device], VG).lvs();
 const logged = (host: TestHost, msg: string) => host.logs.filter((l) => l.msg === msg);
-const hostOf = (identity: string) => identity.split('@')[0];
-
-interface StepRun {
-  activity: string;
-  taskQueue: string;
-  host: string;
-}
-
-/** Where each activity of one workflow ran, from its history (ActivityTaskStarted identity). */
-async function stepsOf(client: StorageClient, workflowId: string): Promise<StepRun[]> {
-  const history = await client.temporal.workflow.getHandle(workflowId).fetchHistory();
-  const scheduled = new Map<string, { activity: string; taskQueue: string }>();
-  const runs: StepRun[] = [];
-  for (const e of history.events ?? []) {
-    if (e.activityTaskScheduledEventAttributes) {
-      const a = e.activityTaskScheduledEventAttributes;
-      scheduled.set(String(e.eventId), { activity: a.activityType!.name!, taskQueue: a.taskQueue!.name! });
-    }
-    if (e.activityTaskStartedEventAttributes) {
-      const a = e.activityTaskStartedEventAttributes;
-      runs.push({ ...scheduled.get(String(a.scheduledEventId))!, host: hostOf(a.identity!) });
-    }
-  }
-  return runs;
-}
 
 /** The metadata changes hosts sent to the SRM (srmMetadataStep workflows), finished ones only. */
 async function metadataSteps(client: StorageClient): Promise<Map<string, StepRun[]>> {
@@ -109,17 +85,8 @@ async function recordMetadataStepHistory(client: StorageClient, workflowId: stri
 
 /** The operation that last ran a fix step on an image, and where that step ran. */
 async function fixStepsOf(client: StorageClient, imageId: string, type: string): Promise<StepRun[]> {
-  const ids = await eventually(
-    async () => {
-      const found: string[] = [];
-      for await (const wf of client.temporal.workflow.list({ query: `DiskflowImage = '${imageId}' AND WorkflowType = '${type}' AND ExecutionStatus = 'Completed'` })) {
-        found.push(wf.workflowId);
-      }
-      return found;
-    },
-    (f) => f.length > 0,
-  );
-  return stepsOf(client, ids[0]);
+  const [id] = await operationsOn(client, type, imageId, { extra: " AND ExecutionStatus = 'Completed'" });
+  return stepsOf(client, id);
 }
 
 describe('clvm-1.0 with an elected SRM', () => {

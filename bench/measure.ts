@@ -1,0 +1,16 @@
+/** What the benchmarks measure with, and how they read their options (`--name value`). */
+
+/** The value of `--name` on the command line, or `fallback`. */
+export function arg(name: string, fallback: string): string {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 ? process.argv[at + 1] : fallback;
+}
+
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Wall-clock seconds `work` takes. */
+export async function seconds(work: () => Promise<unknown> | unknown): Promise<number> {
+  const start = process.hrtime.bigint();
+  await work();
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
