@@ -22,7 +22,9 @@ import { eventually } from '../harness/wait';
 
 const MiB = 2 ** 20;
 const SIZE = 16 * MiB;
-const LEASE_MS = 3000;
+// Short for a test, yet long enough that a holder on a loaded 2-core CI machine (each renewal
+// is two dd processes) does not miss its deadline: at 3 s one did, and lost the role.
+const LEASE_MS = 6000;
 const VG = `dftest${process.pid}`;
 const ENV = {
   DISKFLOW_SRM_LEASE_MS: String(LEASE_MS),
