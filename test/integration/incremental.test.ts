@@ -238,17 +238,23 @@ describe('incremental copies', () => {
     expect(await restoresTo(sixth, model)).toBe(true);
   });
 
-  it('cancelled mid-copy, leaves no daemon or socket behind; a mend then completes it correctly', async () => {
+  /**
+   * A disk backed up once, then about 160 MiB changed (four seconds at the host's copy rate),
+   * and its incremental copy started and a tenth of the way through its data stage.
+   */
+  async function incrementalCopyUnderWay(basePattern: number, changePattern: number) {
     const model = Model.blank(SIZE);
-    const disk = await diskWith(model, { pattern: 0xc1, offset: 0, length: 8 * MiB });
+    const disk = await diskWith(model, { pattern: basePattern, offset: 0, length: 8 * MiB });
     const first = await backup(disk);
-    // About 160 MiB changed: four seconds at the host's copy rate.
-    await write(disk, model, ...[0, 1, 2, 3, 4].map((i) => ({ pattern: 0xd0 + i, offset: 16 * MiB + i * 40 * MiB, length: 32 * MiB })));
+    await write(disk, model, ...[0, 1, 2, 3, 4].map((i) => ({ pattern: changePattern + i, offset: 16 * MiB + i * 40 * MiB, length: 32 * MiB })));
     const copy = await client.copyImage('ib', disk, first, {}, { kind: 'snapshot' });
     await eventually(() => client.getImageStatus('ib', copy), (s) => s.status === 'broken' && s.stage?.current === 1 && s.percentComplete > 10, 30_000);
-    const volumeId = imageRecord(pathB, copy).volumeId;
+    return { model, copy, volumeId: imageRecord(pathB, copy).volumeId as string, handle: await copyWorkflow(copy) };
+  }
+
+  it('cancelled mid-copy, leaves no daemon or socket behind; a mend then completes it correctly', async () => {
+    const { model, copy, volumeId, handle } = await incrementalCopyUnderWay(0xc1, 0xd0);
     expect(qemuProcessesFor(volumeId).length).toBe(1);
-    const handle = await copyWorkflow(copy);
     await handle.cancel();
     const stopped = await eventually(() => client.getImageStatus('ib', copy), (s) => s.lastError?.includes('cancelled') ?? false, 10_000);
     expect(stopped.status).toBe('broken');
@@ -265,14 +271,7 @@ describe('incremental copies', () => {
   });
 
   it('paused, stops its daemon; resumed, starts again into a fresh overlay and ends correct', async () => {
-    const model = Model.blank(SIZE);
-    const disk = await diskWith(model, { pattern: 0xb1, offset: 0, length: 8 * MiB });
-    const first = await backup(disk);
-    await write(disk, model, ...[0, 1, 2, 3, 4].map((i) => ({ pattern: 0xb8 + i, offset: 16 * MiB + i * 40 * MiB, length: 32 * MiB })));
-    const copy = await client.copyImage('ib', disk, first, {}, { kind: 'snapshot' });
-    await eventually(() => client.getImageStatus('ib', copy), (s) => s.status === 'broken' && s.stage?.current === 1 && s.percentComplete > 10, 30_000);
-    const volumeId = imageRecord(pathB, copy).volumeId;
-    const handle = await copyWorkflow(copy);
+    const { model, copy, volumeId, handle } = await incrementalCopyUnderWay(0xb1, 0xb8);
     await handle.signal('pause');
     await eventually(() => client.getImageStatus('ib', copy), (s) => s.lastError?.includes('paused') ?? false, 10_000);
     expect(qemuProcessesFor(volumeId)).toEqual([]);
