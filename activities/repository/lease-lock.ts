@@ -10,8 +10,9 @@
  * - a waiter that sees the top file unchanged for a whole TTL, by its own clock, deems its holder
  *   dead and creates the next number, again with link(2). No clocks are compared across hosts.
  *   A lease of this same host whose process is gone (a restarted worker) is taken over at once;
- * - release marks the holder's own file `released` (never deleting it: numbers only grow, so a
- *   waiter's stale observation can never make it create a number someone already reused).
+ * - release marks the holder's own file `released`; the next holder prunes the numbers below its
+ *   own. The top number is never deleted, so a waiter that acted on a stale look and created a
+ *   pruned number again finds a higher one above it and withdraws.
  *
  * A holder that finds a higher number when it renews has lost the lock (it was too slow for the
  * TTL); it is reported by `lost`. The sections diskflow runs under these locks are
@@ -125,6 +126,14 @@ export class LeaseLocks {
     let lease: LeaseFile = { schema: 'diskflow.lease/1', holder: this.holder, state: 'held', acquiredAt: now, renewedAt: now, renewals: 0 };
     const path = join(dir, `${gen}.lease`);
     if (!(await createFileExclusive(path, JSON.stringify(lease), this.tmpDir))) return null;
+    // A waiter whose look at the directory has gone stale can still create a number below the
+    // top: older numbers are pruned (just below), so link(2) succeeds on a number that was used
+    // and removed while it waited. The highest number ever created is never removed, so such a
+    // lease is recognisable at once: it is not the top. Withdraw it and look again.
+    if ((await topGeneration(dir)) > gen) {
+      await unlink(path).catch(() => undefined);
+      return null;
+    }
     // Older numbers are history now; only the top one matters.
     for (const older of await generations(dir)) if (older < gen) await unlink(join(dir, `${older}.lease`)).catch(() => undefined);
 

@@ -141,4 +141,22 @@ describe('lease locks', () => {
     await (await waiter.acquire('image_x')).release();
     expect(Date.now() - t0).toBeGreaterThanOrEqual(390);
   });
+
+  it('a waiter acting on a stale look, re-creating a number that was pruned meanwhile, withdraws instead of holding it', async () => {
+    const { locks, tmp } = repo();
+    const a = new LeaseLocks(locks, tmp, { hostId: 'a', pid: 1 }, 5000);
+    const b = new LeaseLocks(locks, tmp, { hostId: 'b', pid: 2 }, 5000);
+    // a looked while the directory was empty and acts on that look only now (on a loaded
+    // machine a look can be any number of holders old). Meanwhile b took 1, released it, took
+    // 2 and pruned 1, so link(2) lets a create 1 again.
+    await (await b.acquire('image_x')).release();
+    const held = await b.acquire('image_x');
+    expect(held.gen).toBe(2);
+    expect(readdirSync(join(locks, 'image_x'))).toEqual(['2.lease']);
+    const staleClaim = (a as unknown as { tryCreate(dir: string, gen: number): Promise<unknown> }).tryCreate(join(locks, 'image_x'), 1);
+    expect(await staleClaim).toBeNull();
+    expect(readdirSync(join(locks, 'image_x'))).toEqual(['2.lease']);
+    expect(held.lost).toBe(false);
+    await held.release();
+  });
 });
