@@ -130,12 +130,13 @@ export class LeaseLocks {
     // top: older numbers are pruned (just below), so link(2) succeeds on a number that was used
     // and removed while it waited. The highest number ever created is never removed, so such a
     // lease is recognisable at once: it is not the top. Withdraw it and look again.
-    if ((await topGeneration(dir)) > gen) {
+    const numbers = await generations(dir);
+    if (numbers.some((n) => n > gen)) {
       await unlink(path).catch(() => undefined);
       return null;
     }
     // Older numbers are history now; only the top one matters.
-    for (const older of await generations(dir)) if (older < gen) await unlink(join(dir, `${older}.lease`)).catch(() => undefined);
+    for (const older of numbers) if (older < gen) await unlink(join(dir, `${older}.lease`)).catch(() => undefined);
 
     let lost = false;
     let writing: Promise<void> = Promise.resolve();
