@@ -12,7 +12,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeMachine, describeStorage } from './machine';
 import { arg, median, seconds } from './measure';
-import { withOneHost } from './one-host';
+import { withOneHost } from '../workers/one-host';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -30,7 +30,7 @@ function fill(path: string, format: string, extents: { offset: number; length: n
 async function main(): Promise<void> {
   const dataGiB = Number(arg('data-gib', '4'));
   const rounds = Number(arg('rounds', '3'));
-  await withOneHost('copy', arg('dir', '/var/tmp'), async ({ scratch, client, localRepository }) => {
+  await withOneHost('bench-copy', arg('dir', '/var/tmp'), async ({ scratch, client, localRepository }) => {
     await localRepository('src');
     await localRepository('dst');
     const usable = async (repo: string, id: string) => {

@@ -12,7 +12,7 @@ import { WithStartWorkflowOperation } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { describeMachine, percentile } from './machine';
 import { arg } from './measure';
-import { withOneHost } from './one-host';
+import { withOneHost } from '../workers/one-host';
 
 async function timed(call: () => Promise<unknown>): Promise<number> {
   const start = process.hrtime.bigint();
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   const burst = Number(arg('burst', '200'));
   const concurrency = Number(arg('concurrency', '8'));
   const onDisk = (scratch: string) => (process.env.BENCH_MEMORY ? {} : { dbFilename: join(scratch, 'temporal.db') });
-  await withOneHost('create', tmpdir(), async ({ server, client, localRepository }) => {
+  await withOneHost('bench-create', tmpdir(), async ({ server, client, localRepository }) => {
     await localRepository('bench');
     const create = () => client.createVirtualDisk('bench', 2 ** 30);
 
@@ -113,7 +113,7 @@ async function main(): Promise<void> {
         `${summary(`burst of ${burst} at once`, burstMs.filter((n) => !Number.isNaN(n)))}; errors: ${errors}`,
       ].join('\n') + '\n',
     );
-  }, onDisk);
+  }, { server: onDisk });
 }
 
 main().catch((error) => {

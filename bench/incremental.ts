@@ -13,7 +13,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeMachine, describeStorage } from './machine';
 import { arg, median, seconds } from './measure';
-import { withOneHost } from './one-host';
+import { withOneHost } from '../workers/one-host';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   const diskGiB = Number(arg('disk-gib', '4'));
   const rounds = Number(arg('rounds', '3'));
   const size = diskGiB * GiB;
-  await withOneHost('incremental', arg('dir', '/var/tmp'), async ({ scratch, client, localRepository }) => {
+  await withOneHost('bench-incremental', arg('dir', '/var/tmp'), async ({ scratch, client, localRepository }) => {
     const repoPaths: Record<string, string> = { src: await localRepository('src'), dst: await localRepository('dst') };
     const record = (repo: string, id: string) => JSON.parse(execFileSync('cat', [join(repoPaths[repo], 'images', `${id}.json`)], { encoding: 'utf8' }));
     const volumeFile = (repo: string, id: string) => join(repoPaths[repo], 'volumes', `${record(repo, id).volumeId}.qcow2`);

@@ -10,20 +10,18 @@
  * srmMetadataStep needs a clvm repository with its SRM on another host: its history is
  * recorded by test/integration/srm-clvm.test.ts instead.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { StorageClient } from '../client/storage-client';
-import { HostWorker } from '../workers/host-worker';
-import { createLogger, installTemporalLogging } from '../workers/logger';
+import { withOneHost } from '../workers/one-host';
 import { PROJECT_ROOT } from '../workers/project-root';
-import { startDevServer } from '../workers/temporal-server';
 
 const HISTORIES = join(PROJECT_ROOT, 'test', 'histories');
 const HOST = 'recorder';
 
-type Scenario = [name: string, run: (client: StorageClient, ctx: { repo: string; path: string }) => Promise<unknown>];
+type Scenario = [name: string, run: (client: StorageClient, ctx: { repo: string; path: string; scratch: string }) => Promise<unknown>];
 
 const waitUsable = async (client: StorageClient, repo: string, imageId: string) => {
   for (let i = 0; i < 100; i++) {
@@ -32,15 +30,12 @@ const waitUsable = async (client: StorageClient, repo: string, imageId: string) 
   }
 };
 
-// Repositories the scenarios make for themselves; removed with the rest at the end.
-const scratch = mkdtempSync(join(tmpdir(), 'rec-scratch-'));
-
 const scenarios: Scenario[] = [
-  ['init-ok', (c) => c.initStorageRepository('localfs-1.0', { path: mkdtempSync(join(scratch, 'repo-')) })],
+  ['init-ok', (c, { scratch }) => c.initStorageRepository('localfs-1.0', { path: mkdtempSync(join(scratch, 'repo-')) })],
   ['init-not-empty', (c, { path }) => c.initStorageRepository('localfs-1.0', { path })],
   [
     'connect-ok',
-    async (c) => {
+    async (c, { scratch }) => {
       const fresh = mkdtempSync(join(scratch, 'repo-'));
       await c.initStorageRepository('localfs-1.0', { path: fresh });
       await c.connectStorageRepository('rec-2', 'localfs-1.0', { path: fresh });
@@ -152,32 +147,23 @@ const scenarios: Scenario[] = [
 ];
 
 async function main(): Promise<void> {
-  const logger = createLogger({ level: 'warn', destination: '/dev/null' });
-  installTemporalLogging(logger);
-  const server = await startDevServer();
-  const home = mkdtempSync(join(tmpdir(), 'rec-home-'));
-  const path = mkdtempSync(join(tmpdir(), 'rec-repo-'));
-  const worker = await HostWorker.start({ hostId: HOST, home, temporal: { address: server.address, namespace: 'default' }, logger });
-  const running = worker.run();
-  const client = await StorageClient.connect({ address: server.address, hostId: HOST });
   mkdirSync(HISTORIES, { recursive: true });
-  const seen = new Set<string>();
-  const newWorkflows = async () => {
-    const found: { id: string; type: string; outcome: string }[] = [];
-    for await (const wf of client.temporal.workflow.list()) {
-      if (!seen.has(wf.workflowId) && wf.status.name !== 'RUNNING') {
-        found.push({ id: wf.workflowId, type: wf.type, outcome: wf.status.name.toLowerCase() });
+  await withOneHost('rec', tmpdir(), async ({ scratch, client, localRepository }) => {
+    const seen = new Set<string>();
+    const newWorkflows = async () => {
+      const found: { id: string; type: string; outcome: string }[] = [];
+      for await (const wf of client.temporal.workflow.list()) {
+        if (!seen.has(wf.workflowId) && wf.status.name !== 'RUNNING') {
+          found.push({ id: wf.workflowId, type: wf.type, outcome: wf.status.name.toLowerCase() });
+        }
       }
-    }
-    return found;
-  };
-  try {
-    await client.initStorageRepository('localfs-1.0', { path });
-    await client.connectStorageRepository('rec', 'localfs-1.0', { path });
+      return found;
+    };
+    const path = await localRepository('rec');
     for (const wf of await newWorkflows()) seen.add(wf.id);
     let written = 0;
     for (const [name, run] of scenarios) {
-      await run(client, { repo: 'rec', path }).catch(() => undefined);
+      await run(client, { repo: 'rec', path, scratch }).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 1500));
       for (const wf of await newWorkflows()) {
         seen.add(wf.id);
@@ -190,15 +176,7 @@ async function main(): Promise<void> {
       }
     }
     process.stdout.write(`recorded ${written} new histories in ${HISTORIES}\n`);
-  } finally {
-    await client.close();
-    await worker.shutdown();
-    await running;
-    await server.stop();
-    rmSync(home, { recursive: true, force: true });
-    rmSync(path, { recursive: true, force: true });
-    rmSync(scratch, { recursive: true, force: true });
-  }
+  }, { hostId: HOST });
 }
 
 main().catch((error) => {
