@@ -79,6 +79,18 @@ function ownBytes(path: string): number {
   return map.filter((e) => e.depth === 0 && e.present).reduce((sum, e) => sum + e.length, 0);
 }
 
+/**
+ * What every incremental copy of CHANGES must be: an overlay on `base` made by `method`, holding
+ * the changed clusters and little else (qcow2 metadata), from which `model` restores.
+ */
+async function expectIncremental(copy: string, base: string, method: 'bitmap' | 'compare', model: Model): Promise<void> {
+  expect(imageRecord(pathB, copy).incremental).toEqual({ baseImageId: base, method });
+  const own = ownBytes(volumePath(pathB, copy));
+  expect(own).toBeGreaterThanOrEqual(CHANGED);
+  expect(own).toBeLessThanOrEqual(CHANGED + 256 * KiB);
+  expect(await restoresTo(copy, model)).toBe(true);
+}
+
 /** The name of the bitmap counting changes since `copy` (a copy in repository ib). */
 const bitmapOf = (copy: string) => imageRecord(pathB, copy).changeTracking!.bitmap;
 
@@ -136,11 +148,7 @@ describe('incremental copies', () => {
     execFileSync('qemu-img', ['bitmap', '--remove', '-f', 'qcow2', volumePath(pathA, disk), bitmapOf(first)]);
     await write(disk, model, ...CHANGES);
     const second = await backup(disk, first);
-    expect(imageRecord(pathB, second).incremental).toEqual({ baseImageId: first, method: 'compare' });
-    const own = ownBytes(volumePath(pathB, second));
-    expect(own).toBeGreaterThanOrEqual(CHANGED);
-    expect(own).toBeLessThanOrEqual(CHANGED + 256 * KiB);
-    expect(await restoresTo(second, model)).toBe(true);
+    await expectIncremental(second, first, 'compare', model);
     // The fallback started tracking again: the next copy uses a bitmap.
     await write(disk, model, { pattern: 0x62, offset: 100 * MiB, length: MiB });
     const third = await backup(disk, second);
@@ -156,10 +164,7 @@ describe('incremental copies', () => {
     await client.createSnapshot('ia', disk);
     await usable('ia', disk);
     await write(disk, model, ...CHANGES);
-    const second = await backup(disk, first);
-    expect(imageRecord(pathB, second).incremental?.method).toBe('compare');
-    expect(ownBytes(volumePath(pathB, second))).toBeLessThanOrEqual(CHANGED + 256 * KiB);
-    expect(await restoresTo(second, model)).toBe(true);
+    await expectIncremental(await backup(disk, first), first, 'compare', model);
   });
 
   it('a raw disk (performance) holds no bitmap: its incremental copies compare content', async () => {
@@ -170,10 +175,7 @@ describe('incremental copies', () => {
     const first = await backup(disk);
     expect(imageRecord(pathB, first).changeTracking).toBeNull();
     await write(disk, model, ...CHANGES);
-    const second = await backup(disk, first);
-    expect(imageRecord(pathB, second).incremental?.method).toBe('compare');
-    expect(ownBytes(volumePath(pathB, second))).toBeLessThanOrEqual(CHANGED + 256 * KiB);
-    expect(await restoresTo(second, model)).toBe(true);
+    await expectIncremental(await backup(disk, first), first, 'compare', model);
   });
 
   it('bitmaps of copies removed from a repository are dropped by the next copy into it; those of copies elsewhere are kept', async () => {
@@ -326,10 +328,8 @@ describe('an incremental copy killed at any instant (failpoints) is mended from 
       const { operationId } = await client.fixStorageRepository('ib', fixes[0]);
       await client.waitForOperation(operationId);
       await usable('ib', copy);
-      expect(imageRecord(pathB, copy).incremental).toEqual({ baseImageId: first, method: 'bitmap' });
-      expect(ownBytes(volumePath(pathB, copy))).toBeLessThanOrEqual(CHANGED + 256 * KiB);
       expect(uncleanVolumes(pathB)).toEqual([]);
-      expect(await restoresTo(copy, model)).toBe(true);
+      await expectIncremental(copy, first, 'bitmap', model);
     },
     120_000,
   );
