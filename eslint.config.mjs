@@ -16,6 +16,33 @@ export default tseslint.config(
     },
   },
   {
+    // The image lifecycle (activities/images/lifecycle.ts) is the one writer of image state and
+    // volume legal marks: nothing else may reach the record writes it is built on.
+    files: ['**/*.ts'],
+    ignores: ['activities/images/lifecycle.ts', 'activities/images/image-store.ts', 'activities/repository/**', 'test/**', 'workflows/**', 'api/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/image-store'],
+              importNames: ['updateImage', 'createImage', 'writeVolume'],
+              message: 'Image state and volume marks change only through activities/images/lifecycle.ts.',
+            },
+          ],
+        },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'CallExpression[callee.property.name=/^(writeRecord|createRecord|deleteRecord)$/]',
+          message: 'Records are written only by activities/images/lifecycle.ts (and the repository formats).',
+        },
+      ],
+    },
+  },
+  {
     files: ['workflows/**/*.ts', 'api/**/*.ts'],
     rules: {
       'no-restricted-imports': [

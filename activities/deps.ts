@@ -1,6 +1,6 @@
 /** What activities need from the host process that runs them. */
 import type { HostConnections } from './host/connections';
-import type { OperationRegistry } from './images/claims';
+import type { OperationRegistry } from './images/lifecycle';
 import type { SrmRoles } from './srm/srm-roles';
 
 export interface ActivityDeps {

@@ -7,9 +7,9 @@ import { createCheckActivities } from './fixes/check';
 import { createFixActivities } from './fixes/run-fixes';
 import { createHostImageActivities } from './host/images';
 import { createRepositoryActivities } from './host/repositories';
+import { createCleanActivities } from './images/clean';
 import { createMendActivities } from './images/mend';
-import { createPersistActivities } from './images/persist';
-import { createRemoveActivities } from './images/remove';
+import { createPersistActivities } from './operations';
 import { createSrmMetadataActivities } from './srm/apply-metadata';
 
 export function createActivities(deps: ActivityDeps) {
@@ -18,7 +18,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createHostImageActivities(deps),
     ...createPersistActivities(deps),
     ...createMendActivities(deps),
-    cleanRemovedImage: createRemoveActivities(deps).cleanRemovedImage,
+    ...createCleanActivities(deps),
     ...createCheckActivities(deps),
     ...createFixActivities(deps),
     ...createSrmMetadataActivities(deps),

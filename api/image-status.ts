@@ -36,7 +36,12 @@ export const Fix = z.object({
 });
 export type Fix = z.infer<typeof Fix>;
 
-export const PreparedImage = z.object({ path: z.string(), format: z.enum(['raw', 'qcow2']) });
+export const PreparedImage = z.object({
+  path: z.string(),
+  format: z.enum(['raw', 'qcow2']),
+  /** A snapshot is prepared read-only: it never changes, and disks are built on it. */
+  readOnly: z.boolean(),
+});
 export type PreparedImage = z.infer<typeof PreparedImage>;
 
 export const RepositoryConstraints = z.object({ needsSrm: z.boolean(), srmHostId: HostId.nullable() });

@@ -13,6 +13,7 @@ import {
   CreateVirtualDiskOptions,
   FixOptions,
   RemoveImageOptions,
+  TeardownOptions,
 } from './options';
 import { HostId, ImageId, RepoId, Size, UserData } from './values';
 
@@ -54,6 +55,13 @@ export const RemoveImageInput = z.strictObject({
   options: RemoveImageOptions.default(RemoveImageOptions.parse({})),
 });
 export const ImageRefInput = z.strictObject({ ...onHost, repositoryId: RepoId, imageId: ImageId });
+export const PrepareImageInput = ImageRefInput;
+export const TeardownImageInput = z.strictObject({
+  ...onHost,
+  repositoryId: RepoId,
+  imageId: ImageId,
+  options: TeardownOptions.default({}),
+});
 export const ListImagesInput = z.strictObject({ ...onHost, repositoryId: RepoId });
 /** Where a page of a listing starts: the `next` of the page before it (opaque to callers). */
 export const PageCursor = z
@@ -89,6 +97,8 @@ export type CreateSnapshotInput = z.input<typeof CreateSnapshotInput>;
 export type CopyImageInput = z.input<typeof CopyImageInput>;
 export type RemoveImageInput = z.input<typeof RemoveImageInput>;
 export type ImageRefInput = z.input<typeof ImageRefInput>;
+export type PrepareImageInput = z.input<typeof PrepareImageInput>;
+export type TeardownImageInput = z.input<typeof TeardownImageInput>;
 export type ListImagesInput = z.input<typeof ListImagesInput>;
 export type ListImagesPageInput = z.input<typeof ListImagesPageInput>;
 export type ImagesPage = z.infer<typeof ImagesPage>;
@@ -96,6 +106,36 @@ export type CheckStorageRepositoryInput = z.input<typeof CheckStorageRepositoryI
 export type FixStorageRepositoryInput = z.input<typeof FixStorageRepositoryInput>;
 export type NewImageOutput = z.infer<typeof NewImageOutput>;
 export type FixStartedOutput = z.infer<typeof FixStartedOutput>;
+
+/**
+ * What each call does and when it is refused with IMAGE_IN_USE or IMAGE_BUSY (API.md, "A VM's
+ * writes are never lost"): the description of its JSON Schema, for engines in other languages.
+ */
+export const CALL_DESCRIPTIONS = {
+  createVirtualDisk:
+    'Persists a new virtual disk (blank, or a thin overlay on baseSnapshotId) and answers its id once durable; unless options.autoFix is false, the fix that makes it usable runs after. ' +
+    'Never IMAGE_IN_USE (a snapshot is never written, so disks are made on it while it is prepared). A base snapshot whose copy into the target repository is still running is waited for, not refused.',
+  createSnapshot:
+    'Freezes the disk\'s current content as a new snapshot (usable at once) and moves the disk onto an overlay of it; answers the snapshot\'s id once durable. ' +
+    'IMAGE_IN_USE while the disk is prepared for a VM on any host (the message names the hosts). IMAGE_BUSY while another operation works on the disk or a copy is reading it (named), or the disk has work pending.',
+  copyImage:
+    'Persists a copy of imageId in targetRepoId (only what differs from baseImageId, a snapshot there, when given) and answers its id once durable; the data moves by a fix. A copy is always of one instant of its source. ' +
+    'IMAGE_IN_USE while the source is a virtual disk prepared for a VM (named hosts). IMAGE_BUSY while another operation works on the source disk (named), or the source or base is not complete yet.',
+  removeImage:
+    'Marks the image removed (logical and immediate) and stops the operation working on it; a clean fix reclaims its volumes once no other image needs them. IMAGE_IN_USE while it is prepared for a VM on any host (named).',
+  getImageStatus: 'The image\'s last persisted status, stage, progress and error, read from the repository.',
+  listImages: 'Every image of the repository that is not removed, oldest first.',
+  listImagesPage: 'The images after `after` (oldest first) that fit in one answer, and where the next page starts.',
+  prepareImage:
+    'Makes the image usable by a VM on hostId and answers how to open it (a snapshot read-only: readOnly true). Preparing a virtual disk lets a writer at it, so its content epoch moves in the same step: no copy that overlapped it can complete. ' +
+    'IMAGE_BUSY while an operation is changing the image or a copy is reading it, or it is not complete yet (the message names the operation: cancel it or wait). Never IMAGE_IN_USE: an image may be prepared on several hosts.',
+  teardownImage:
+    'The VM on hostId no longer uses the image. options.fencedHostId releases instead the mark of a host the engine knows is fenced (dead, powered off, cut from the storage), from any host: nothing releases a host\'s marks implicitly.',
+  checkStorageRepository: 'Scans the repository and answers the fixes it needs (clean, optimize, merge, mend), the most urgent first; fixes of images prepared for a VM are listed and refused until teardown.',
+  fixStorageRepository:
+    'Accepts a fix from checkStorageRepository (FIX_INVALID if altered, forged or stale) and answers its operation id; the fix then runs. ' +
+    'IMAGE_IN_USE for an optimize or merge of an image prepared for a VM (named hosts). IMAGE_BUSY while another operation works on the image (named).',
+} as const;
 
 /**
  * Every workflow type with its input and output schema: the source of the JSON Schemas that
@@ -115,8 +155,8 @@ export const WORKFLOW_CONTRACTS = {
   getImageStatus: { input: ImageRefInput, output: ImageStatus },
   listImages: { input: ListImagesInput, output: z.array(ImageStatus) },
   listImagesPage: { input: ListImagesPageInput, output: ImagesPage },
-  prepareImage: { input: ImageRefInput, output: PreparedImage },
-  teardownImage: { input: ImageRefInput, output: NoOutput },
+  prepareImage: { input: PrepareImageInput, output: PreparedImage },
+  teardownImage: { input: TeardownImageInput, output: NoOutput },
   checkStorageRepository: { input: CheckStorageRepositoryInput, output: z.array(Fix) },
   fixStorageRepository: { input: FixStorageRepositoryInput, output: FixStartedOutput },
 } as const;

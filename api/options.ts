@@ -47,3 +47,12 @@ export const FixOptions = z.strictObject({
 export type FixOptions = z.infer<typeof FixOptions>;
 
 export const HostOption = z.strictObject({ hostId: HostId.optional() });
+
+export const TeardownOptions = z.strictObject({
+  /**
+   * Release the prepared mark of this host instead of the caller's: a host the engine knows is
+   * fenced (dead, powered off, cut from the storage), so its VM can no longer write the image.
+   */
+  fencedHostId: HostId.optional(),
+});
+export type TeardownOptions = z.infer<typeof TeardownOptions>;

@@ -28,6 +28,8 @@ import {
   GetStorageRepositoryConstraintsInput,
   RepositoryManagerInput,
   ImageRefInput,
+  PrepareImageInput,
+  TeardownImageInput,
   InitStorageRepositoryInput,
   ImagesPage,
   ListImagesPageInput,
@@ -155,14 +157,20 @@ export class StorageClient {
     return this.call('listImagesPage', this.check(ListImagesPageInput, { hostId: this.hostId, repositoryId, after }));
   }
 
+  /** Makes the image usable by a VM on the host; IMAGE_BUSY while an operation changes or copies it. */
   async prepareImage(repositoryId: string, imageId: string, options: { hostId?: string } = {}): Promise<PreparedImage> {
     const hostId = this.hostFrom(options);
-    return this.call('prepareImage', this.check(ImageRefInput, { hostId, repositoryId, imageId }));
+    return this.call('prepareImage', this.check(PrepareImageInput, { hostId, repositoryId, imageId }));
   }
 
-  async teardownImage(repositoryId: string, imageId: string, options: { hostId?: string } = {}): Promise<void> {
-    const hostId = this.hostFrom(options);
-    await this.call('teardownImage', this.check(ImageRefInput, { hostId, repositoryId, imageId }));
+  /**
+   * The VM on the host no longer uses the image. `fencedHostId`: release instead the mark of a
+   * host the engine knows is fenced (dead, powered off), which cannot tear down for itself.
+   */
+  async teardownImage(repositoryId: string, imageId: string, options: { hostId?: string; fencedHostId?: string } = {}): Promise<void> {
+    const { fencedHostId, ...rest } = options;
+    const hostId = this.hostFrom(rest);
+    await this.call('teardownImage', this.check(TeardownImageInput, { hostId, repositoryId, imageId, options: fencedHostId ? { fencedHostId } : {} }));
   }
 
   // Check and fix

@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { PERSISTED_UPDATE, WORKFLOW_CONTRACTS } from '../api/operations';
+import { CALL_DESCRIPTIONS, PERSISTED_UPDATE, WORKFLOW_CONTRACTS } from '../api/operations';
 import { WORKFLOW_TASK_QUEUE } from '../api/task-queues';
 import { PROJECT_ROOT } from '../workers/project-root';
 
@@ -19,7 +19,8 @@ export function renderJsonSchemas(): Record<string, string> {
   for (const [type, contract] of Object.entries(WORKFLOW_CONTRACTS)) {
     const input = z.toJSONSchema(contract.input, { io: 'input', unrepresentable: 'any' });
     const output = z.toJSONSchema(contract.output, { io: 'output', unrepresentable: 'any' });
-    files[`${type}.input.json`] = JSON.stringify({ title: `${type} input`, ...input }, null, 2) + '\n';
+    const description = (CALL_DESCRIPTIONS as Record<string, string>)[type];
+    files[`${type}.input.json`] = JSON.stringify({ title: `${type} input`, ...(description ? { description } : {}), ...input }, null, 2) + '\n';
     files[`${type}.output.json`] = JSON.stringify({ title: `${type} output`, ...output }, null, 2) + '\n';
     index[type] = { input: `${type}.input.json`, output: `${type}.output.json` };
   }

@@ -13,7 +13,7 @@ import { createActivities } from '../activities';
 import { ActivityDefaultsInterceptor } from '../activities/activity-defaults';
 import { HostConnections, RepositoryPollers } from '../activities/host/connections';
 import type { HostSettings } from '../activities/deps';
-import type { OperationRegistry } from '../activities/images/claims';
+import type { OperationRegistry } from '../activities/images/lifecycle';
 import type { Repository } from '../activities/repository/repository';
 import { hostTaskQueue, repoTaskQueue, srmTaskQueue, WORKFLOW_TASK_QUEUE } from '../api/task-queues';
 import { leaseTiming } from '../activities/srm/delta-lease';
@@ -97,8 +97,10 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
           ...(existsSync(WORKFLOW_BUNDLE) ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } } : { workflowsPath: WORKFLOWS_PATH }),
         }),
       );
-      await host.launch(await Worker.create({ ...host.common(hostTaskQueue(hostId)), ...host.activityOptions }));
+      // Connections first: a host takes work for a repository only once it has it connected
+      // (a copy between two repositories runs on the caller's host queue).
       await host.connections.restore();
+      await host.launch(await Worker.create({ ...host.common(hostTaskQueue(hostId)), ...host.activityOptions }));
       logger.info({ hostId, home, address: temporal.address, repositories: host.connections.list().map((c) => c.repoId) }, 'host worker started');
       return host;
     } catch (error) {

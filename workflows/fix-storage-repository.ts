@@ -55,13 +55,28 @@ async function carryOut(repo: RepositoryRef, plan: FixPlan, operationId: string,
     case 'mend':
       await control.fix(repo, plan.imageId, () => mendImage(repo, plan.imageId, taskQueue), taskQueue);
       return;
-    case 'optimize':
-      await control.fix(repo, plan.imageId, () => forFixes(repo, taskQueue).optimizeImage({ repoUuid, imageId: plan.imageId, operationId }), taskQueue);
+    case 'optimize': {
+      const left = await control.fix(repo, plan.imageId, () => forFixes(repo, taskQueue).optimizeImage({ repoUuid, imageId: plan.imageId, operationId }), taskQueue);
+      await cleanLeftBehind(repo, left);
       return;
-    case 'merge':
-      await control.fix(repo, plan.imageId, () =>
+    }
+    case 'merge': {
+      const left = await control.fix(repo, plan.imageId, () =>
         forFixes(repo, taskQueue).mergeVolumes({ repoUuid, imageId: plan.imageId, operationId, upper: plan.upper, lower: plan.lower }), taskQueue,
       );
+      await cleanLeftBehind(repo, left);
       return;
+    }
   }
+}
+
+/**
+ * What an optimize or a merge left behind is reclaimed where objects may be deleted (the SRM,
+ * on formats that need one), by the clean that decides under the chains lock. Workflows started
+ * before this step existed had their fix step remove it (older workers) or leave it to the
+ * clean of orphans a later check offers.
+ */
+async function cleanLeftBehind(repo: RepositoryRef, left: { unneeded: string[] } | undefined): Promise<void> {
+  if (!patched('clean-after-fix-on-object-manager') || !left?.unneeded.length) return;
+  await withCodes(() => onObjectManager(repo).cleanOrphans({ repoUuid: repo.repoUuid, volumes: left.unneeded, strays: [] }));
 }

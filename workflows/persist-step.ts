@@ -4,7 +4,7 @@
  * the repository's SRM with the step the caller's host resolved.
  */
 import type { RepositoryRef } from '../activities/host/repositories';
-import type { Persisted, PersistRequest, PersistStep } from '../activities/images/persist';
+import type { Persisted, PersistRequest, PersistStep } from '../activities/operations';
 import { onHost, onObjectManager } from './routing';
 
 export async function persistStep<R extends PersistRequest>(

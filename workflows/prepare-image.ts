@@ -1,12 +1,12 @@
 import type { PreparedImage } from '../api/image-status';
-import { ImageRefInput } from '../api/operations';
+import { PrepareImageInput, TeardownImageInput } from '../api/operations';
 import { validate, withCodes } from './failures';
 import { onHost, onObjectManager } from './routing';
 import { tagOperation } from './tags';
 
 /** prepareImage(repositoryId, imageId): make the image usable by a VM on this host, and say how to open it. */
-export async function prepareImage(input: ImageRefInput): Promise<PreparedImage> {
-  const { hostId, repositoryId, imageId } = validate(ImageRefInput, input);
+export async function prepareImage(input: PrepareImageInput): Promise<PreparedImage> {
+  const { hostId, repositoryId, imageId } = validate(PrepareImageInput, input);
   tagOperation({ operation: 'prepareImage', repo: repositoryId, image: imageId, host: hostId });
   return withCodes(async () => {
     const prepared = await onHost(hostId).prepareImage({ repoId: repositoryId, imageId });
@@ -17,14 +17,18 @@ export async function prepareImage(input: ImageRefInput): Promise<PreparedImage>
   });
 }
 
-/** teardownImage(repositoryId, imageId): the VM on this host no longer uses the image. */
-export async function teardownImage(input: ImageRefInput): Promise<null> {
-  const { hostId, repositoryId, imageId } = validate(ImageRefInput, input);
-  tagOperation({ operation: 'teardownImage', repo: repositoryId, image: imageId, host: hostId });
+/**
+ * teardownImage(repositoryId, imageId, options): the VM on this host no longer uses the image;
+ * with `fencedHostId`, the engine releases the mark of a host it knows is fenced.
+ */
+export async function teardownImage(input: TeardownImageInput): Promise<null> {
+  const { hostId, repositoryId, imageId, options } = validate(TeardownImageInput, input);
+  tagOperation({ operation: 'teardownImage', repo: repositoryId, image: imageId, host: options.fencedHostId ?? hostId });
   await withCodes(async () => {
-    const done = await onHost(hostId).teardownImage({ repoId: repositoryId, imageId });
+    const done = await onHost(hostId).teardownImage({ repoId: repositoryId, imageId, ...(options.fencedHostId ? { fencedHostId: options.fencedHostId } : {}) });
     if (done && 'markOnSrm' in done) {
-      await onObjectManager(done.markOnSrm).markPrepared({ repoUuid: done.markOnSrm.repoUuid, imageId, onHost: hostId, prepared: false });
+      // Older workers answer without onHost: then it is the caller's host.
+      await onObjectManager(done.markOnSrm).markPrepared({ repoUuid: done.markOnSrm.repoUuid, imageId, onHost: done.onHost ?? hostId, prepared: false });
     }
   });
   return null;

@@ -5,6 +5,7 @@
  */
 import { listImageRecords, listVolumeRecords } from '../images/image-store';
 import type { ImageRecord, VolumeRecord } from '../images/records';
+import { referencedRoots } from '../images/references';
 import type { Repository, StoredVolume } from '../repository/repository';
 
 export interface RepositoryScan {
@@ -32,15 +33,11 @@ export function chainIn(scan: RepositoryScan, volumeId: string): string[] {
   return chain;
 }
 
-/** The volumes an image needs (mirrors images/remove.ts volumesNeededBy, on the scan). */
+/** The volumes an image needs (images/references.ts volumesNeededBy, on the scan). */
 export function neededBy(scan: RepositoryScan, image: ImageRecord): Set<string> {
-  const needed = new Set<string>();
-  const roots = [image.volumeId];
-  if (image.pending?.step === 'create-volume' && image.pending.parentId) roots.push(image.pending.parentId);
-  // An incremental copy's base is needed from the moment the copy is persisted.
-  if (image.pending?.step === 'copy' && image.pending.job.base) roots.push(image.pending.job.base.volumeId);
-  if (image.optimizing) needed.add(image.optimizing.volumeId);
-  for (const root of roots) for (const id of chainIn(scan, root)) needed.add(id);
+  const { chains, volumes } = referencedRoots(image);
+  const needed = new Set<string>(volumes);
+  for (const root of chains) for (const id of chainIn(scan, root)) needed.add(id);
   return needed;
 }
 

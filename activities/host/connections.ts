@@ -132,12 +132,17 @@ export class HostConnections {
     );
   }
 
-  /** The repository with this identity, if this host has it connected. */
+  /**
+   * The repository with this identity, if this host has it connected. Steps name repositories
+   * this way only where they were routed to a host that should have it: one that finds it
+   * missing (a host still reconnecting after a restart, or that just disconnected it) fails
+   * retryably, so the step runs again, here or on another host, instead of failing the work.
+   */
   byUuid(repoUuid: string): Repository {
     for (const connection of this.connected.values()) {
       if (connection.repository.header.uuid === repoUuid) return connection.repository;
     }
-    throw new DiskflowError('REPO_NOT_CONNECTED', `repository ${repoUuid} is not connected on host ${this.host.hostId}`);
+    throw new DiskflowError('REPO_NOT_CONNECTED', `repository ${repoUuid} is not connected on host ${this.host.hostId}`, true);
   }
 
   /** The handles this host uses for a repository (usually one). */

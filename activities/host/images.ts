@@ -3,20 +3,28 @@
  * preparing an image for a VM that runs there.
  */
 import { Context } from '@temporalio/activity';
-import { DiskflowError } from '../../api/errors';
 import type { ImageStatus, PreparedImage } from '../../api/image-status';
 import type { ImagesPage } from '../../api/operations';
 import { fitAnswer } from '../answer-size';
 import type { ActivityDeps } from '../deps';
 import type { ImageRecord } from '../images/records';
 import type { Repository } from '../repository/repository';
-import type { RepositoryRef } from './repositories';
-import { listImageRecords, readChain, requireImage, updateImage } from '../images/image-store';
+import { repositoryRef, RepositoryRef } from './repositories';
+import { listImageRecords, readChain, requireImage } from '../images/image-store';
 import { toImageStatus } from '../images/image-status';
+import { OperationRegistry, prepareOnHost, teardownOnHost, whileUnused } from '../images/lifecycle';
 
 export interface ImageOnHost {
   repoId: string;
   imageId: string;
+}
+
+export interface TeardownOnHost extends ImageOnHost {
+  /**
+   * Release the mark of this host instead of the caller's: a host the engine knows is fenced
+   * (powered off, or cut from the storage), whose VM can no longer write the image.
+   */
+  fencedHostId?: string;
 }
 
 /** Images that are not removed, oldest first (ties by id): a stable order to page through. */
@@ -27,15 +35,9 @@ async function imagesInOrder(repo: Repository): Promise<ImageRecord[]> {
 /** The position of an image in that order: ISO times sort as strings, and `/` sorts before digits. */
 const cursorOf = (image: ImageRecord) => `${image.createdAt}/${image.imageId}`;
 
-export function createHostImageActivities({ connections, hostId, operations, settings, srm }: ActivityDeps) {
+export function createHostImageActivities(deps: ActivityDeps) {
+  const { connections, hostId, operations, settings, srm } = deps;
   const srmElsewhere = (repo: Repository) => repo.traits.needsSrm && !srm?.holds(repo.header.uuid);
-  const refOf = (repo: Repository): RepositoryRef => ({
-    repoUuid: repo.header.uuid,
-    repoFormat: repo.header.format,
-    needsSrm: repo.traits.needsSrm,
-    srmHostId: null,
-    hostId,
-  });
   return {
     async imageStatus({ repoId, imageId }: ImageOnHost): Promise<ImageStatus> {
       return toImageStatus(await requireImage(connections.byRepoId(repoId), imageId), repoId);
@@ -53,24 +55,15 @@ export function createHostImageActivities({ connections, hostId, operations, set
     },
 
     /**
-     * Marks the image prepared on this host and activates its chain. Where only the SRM may
-     * write records and this host is not it, nothing is written here: the answer asks the
-     * workflow to have the SRM mark it (markPrepared), then to activate it (activateImage).
+     * Marks the image prepared on this host (lifecycle.prepareOnHost, with every rule of images
+     * in use) and activates its chain. Where only the SRM may write records and this host is not
+     * it, nothing is written here: the answer asks the workflow to have the SRM mark it
+     * (markPrepared), then to activate it (activateImage).
      */
     async prepareImage({ repoId, imageId }: ImageOnHost): Promise<PreparedImage | { markOnSrm: RepositoryRef }> {
       const repo = connections.byRepoId(repoId);
-      const image = await requireImage(repo, imageId);
-      if (image.status === 'broken') {
-        throw image.operation && (await operations.isRunning(image.operation.id))
-          ? new DiskflowError('IMAGE_BUSY', `image ${imageId} is not ready yet: ${image.operation.type} is still working on it`)
-          : new DiskflowError(
-              'STORAGE_ERROR',
-              `image ${imageId} is broken${image.lastError ? ` (${image.lastError})` : ''}; checkStorageRepository offers the fix that mends it`,
-              false,
-            );
-      }
-      if (srmElsewhere(repo)) return { markOnSrm: refOf(repo) };
-      await markPrepared(repo, imageId, hostId, true);
+      if (srmElsewhere(repo)) return { markOnSrm: await repositoryRef(deps, repo) };
+      await markPrepared(repo, imageId, hostId, operations);
       return activateImage(repo, imageId);
     },
 
@@ -84,42 +77,38 @@ export function createHostImageActivities({ connections, hostId, operations, set
      */
     async markPrepared({ repoUuid, imageId, onHost, prepared }: { repoUuid: string; imageId: string; onHost: string; prepared: boolean }): Promise<void> {
       const repo = connections.byUuid(repoUuid);
-      await markPrepared(repo, imageId, onHost, prepared);
-      if (!prepared) await shrinkIfUnused(repo, imageId);
+      if (prepared) {
+        await markPrepared(repo, imageId, onHost, operations);
+        return;
+      }
+      await teardownOnHost(repo, imageId, onHost);
+      await shrinkIfUnused(repo, imageId);
     },
 
-    async teardownImage({ repoId, imageId }: ImageOnHost): Promise<void | { markOnSrm: RepositoryRef }> {
+    async teardownImage({ repoId, imageId, fencedHostId }: TeardownOnHost): Promise<void | { markOnSrm: RepositoryRef; onHost: string }> {
       const repo = connections.byRepoId(repoId);
-      if (srmElsewhere(repo)) {
-        // Deactivated first: the mark goes only once no VM here can write the image.
-        for (const volume of await readChain(repo, (await requireImage(repo, imageId)).volumeId)) await repo.deactivate(volume.volumeId);
-        return { markOnSrm: refOf(repo) };
-      }
-      const image = await markPrepared(repo, imageId, hostId, false);
-      for (const volume of await readChain(repo, image.volumeId)) await repo.deactivate(volume.volumeId);
+      const onHost = fencedHostId ?? hostId;
+      // Deactivated first: the mark goes only once no VM here can write the image. A fenced
+      // host's activations are that host's own, and it is gone.
+      if (!fencedHostId) for (const volume of await readChain(repo, (await requireImage(repo, imageId)).volumeId)) await repo.deactivate(volume.volumeId);
+      if (srmElsewhere(repo)) return { markOnSrm: await repositoryRef(deps, repo), onHost };
+      await teardownOnHost(repo, imageId, onHost);
       await shrinkIfUnused(repo, imageId);
     },
   };
 }
 
-async function markPrepared(repo: Repository, imageId: string, hostId: string, prepared: boolean) {
-  return updateImage(repo, imageId, async (img) => {
-    if (img.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `image ${imageId} is not in the repository`);
-    if (prepared) {
-      // Before the mark, so a volume that cannot get the room (NO_SPACE) leaves nothing marked;
-      // and before any host activates it. Only the top volume is written by a VM.
-      if (!(await repo.growForVm(img.volumeId, img.size))) {
-        Context.current().log.warn('volume not grown to hold the whole disk: it cannot grow in place without device-mapper; the VM may fill it', {
-          imageId,
-          volumeId: img.volumeId,
-        });
-      }
-      return { ...img, prepared: { ...img.prepared, [hostId]: new Date().toISOString() } };
+/** The record half of prepare, with the room a VM needs made inside the same step. */
+async function markPrepared(repo: Repository, imageId: string, onHost: string, operations: OperationRegistry): Promise<void> {
+  await prepareOnHost(repo, imageId, onHost, operations, async (img) => {
+    // Before the mark, so a volume that cannot get the room (NO_SPACE) leaves nothing marked;
+    // and before any host activates it. Only the top volume is written by a VM.
+    if (img.kind === 'virtual-disk' && !(await repo.growForVm(img.volumeId, img.size))) {
+      Context.current().log.warn('volume not grown to hold the whole disk: it cannot grow in place without device-mapper; the VM may fill it', {
+        imageId,
+        volumeId: img.volumeId,
+      });
     }
-    if (!(hostId in img.prepared)) return undefined;
-    const rest = { ...img.prepared };
-    delete rest[hostId];
-    return { ...img, prepared: rest };
   });
 }
 
@@ -130,20 +119,18 @@ async function markPrepared(repo: Repository, imageId: string, hostId: string, p
  */
 async function shrinkIfUnused(repo: Repository, imageId: string): Promise<void> {
   try {
-    await updateImage(repo, imageId, async (img) => {
-      const unused = !img.removed && Object.keys(img.prepared).length === 0 && !img.operation && !img.pending && !img.optimizing;
-      if (unused) await repo.shrinkAfterVm(img.volumeId);
-      return undefined;
-    });
+    await whileUnused(repo, imageId, (img) => repo.shrinkAfterVm(img.volumeId));
   } catch (error) {
     Context.current().log.warn('volume not shrunk after teardown', { imageId, error: String(error) });
   }
 }
 
 async function activateImage(repo: Repository, imageId: string): Promise<PreparedImage> {
-  const chain = await readChain(repo, (await requireImage(repo, imageId)).volumeId);
+  const image = await requireImage(repo, imageId);
+  const chain = await readChain(repo, image.volumeId);
   // Base first: a qcow2 overlay can only be opened once its backing volume is reachable.
   for (const volume of [...chain].reverse()) await repo.activate(volume.volumeId, volume.format);
   const top = chain[0];
-  return { path: await repo.activate(top.volumeId, top.format), format: top.format };
+  // A snapshot never changes: whoever opens it must open it read-only.
+  return { path: await repo.activate(top.volumeId, top.format), format: top.format, readOnly: image.kind === 'snapshot' };
 }

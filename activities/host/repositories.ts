@@ -3,8 +3,8 @@ import { Context } from '@temporalio/activity';
 import { DiskflowError } from '../../api/errors';
 import type { RepoFormat, RepositorySpec } from '../../api/formats';
 import type { ActivityDeps } from '../deps';
-import { createPersistActivities, Persisted, PersistRequest, PersistStep } from '../images/persist';
-import { resolveRequest } from './resolve-request';
+import { createPersistActivities, Persisted, PersistRequest, PersistStep, resolveRequest } from '../operations';
+import type { Repository } from '../repository/repository';
 
 /** What a workflow needs to route the rest of an operation once a repoId has been resolved. */
 export interface RepositoryRef {
@@ -17,21 +17,22 @@ export interface RepositoryRef {
   hostId: string;
 }
 
+/** How workflows name `repo` from here on: by identity, with what routing its steps needs. */
+export async function repositoryRef({ hostId, srm }: ActivityDeps, repo: Repository): Promise<RepositoryRef> {
+  return {
+    repoUuid: repo.header.uuid,
+    repoFormat: repo.header.format,
+    needsSrm: repo.traits.needsSrm,
+    // Read from the repository's SRM lease, so every host reports the same holder.
+    srmHostId: repo.traits.needsSrm && srm ? await srm.holderOf(repo) : null,
+    hostId,
+  };
+}
+
 export function createRepositoryActivities(deps: ActivityDeps) {
   const { connections, hostId } = deps;
   const { persist } = createPersistActivities(deps);
-
-  async function resolve(repoId: string): Promise<RepositoryRef> {
-    const repo = connections.byRepoId(repoId);
-    return {
-      repoUuid: repo.header.uuid,
-      repoFormat: repo.header.format,
-      needsSrm: repo.traits.needsSrm,
-      // Read from the repository's SRM lease, so every host reports the same holder.
-      srmHostId: repo.traits.needsSrm && deps.srm ? await deps.srm.holderOf(repo) : null,
-      hostId,
-    };
-  }
+  const resolve = (repoId: string) => repositoryRef(deps, connections.byRepoId(repoId));
 
   return {
     async initRepository(spec: RepositorySpec): Promise<void> {

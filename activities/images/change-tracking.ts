@@ -7,7 +7,8 @@
  * - the record names this source (repository and image);
  * - the source's top volume is the one holding the bitmap (a snapshot moves the disk onto a new
  *   overlay, an optimize or merge replaces the chain: writes since then are not in the bitmap);
- * - the source's contentEpoch is the one the copy read (bumped whenever the chain is replaced);
+ * - the source's chainEpoch is the one the copy read (bumped whenever the chain is replaced; a
+ *   VM's writes do not move it, the bitmap counts them);
  * - the bitmap is there, enabled (`auto`) and consistent (no `in-use`: a writer that died with
  *   the image open leaves it so, and its contents are then unknown);
  * - base and source have the same size.
@@ -42,6 +43,7 @@ export interface SourceNow {
   imageId: string;
   volumeId: string;
   contentEpoch: number;
+  chainEpoch: number;
   size: number;
 }
 
@@ -50,7 +52,10 @@ export function judgeTracking(tracking: ChangeTracking | null | undefined, baseS
   if (!tracking) return { trusted: false, reason: 'the base has no change tracking record' };
   if (tracking.repoUuid !== source.repoUuid || tracking.imageId !== source.imageId) return { trusted: false, reason: `the base is a copy of image ${tracking.imageId}, not of ${source.imageId}` };
   if (tracking.volumeId !== source.volumeId) return { trusted: false, reason: 'the source moved onto another volume since (snapshot, optimize or merge)' };
-  if (tracking.contentEpoch !== source.contentEpoch) return { trusted: false, reason: 'the source chain was replaced since (contentEpoch moved)' };
+  // Records from before chainEpoch existed are judged by contentEpoch, which a VM's prepare moves too.
+  if (tracking.chainEpoch === undefined ? tracking.contentEpoch !== source.contentEpoch : tracking.chainEpoch !== source.chainEpoch) {
+    return { trusted: false, reason: 'the source chain was replaced since (chainEpoch moved)' };
+  }
   if (baseSize !== source.size) return { trusted: false, reason: 'the source was resized since' };
   const bitmap = bitmaps.find((b) => b.name === tracking.bitmap);
   if (!bitmap) return { trusted: false, reason: `bitmap ${tracking.bitmap} is missing on the source` };
@@ -101,7 +106,7 @@ export async function startTracking(
     Context.current().log.warn('change tracking not started; the next incremental copy will compare content', { error: String(error) });
     return null;
   }
-  return { repoUuid, imageId: source.imageId, volumeId: top.volumeId, bitmap, contentEpoch: source.contentEpoch };
+  return { repoUuid, imageId: source.imageId, volumeId: top.volumeId, bitmap, contentEpoch: source.contentEpoch, chainEpoch: source.chainEpoch };
 }
 
 /** Removes a bitmap no copy needs any more (best effort: a leftover one only costs a little). */

@@ -13,20 +13,51 @@
 import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { DiskflowError } from '../../api/errors';
+import type { Strategy } from '../../api/values';
 import * as qemuImg from '../qemu/qemu-img';
 import { copyRange, dataExtents, Endpoint, planRanges } from '../qemu/convert';
 import type { ActivityDeps } from '../deps';
 import { failpoint } from '../failpoints';
 import type { Repository } from '../repository/repository';
-import { readChain, readImage, readVolume, updateImage, writeVolume } from './image-store';
+import { readChain, readImage, readVolume } from './image-store';
+import {
+  claimForCopy,
+  JobField,
+  markVolumeLegal,
+  NewVolume,
+  recordCopyOutcome,
+  recordIllegalVolume,
+  releaseCopySource,
+  takeOverCopyJob,
+  updateCopyJob,
+} from './lifecycle';
 import { ProgressReporter } from './progress';
 import { startTracking } from './change-tracking';
 import { runIncrementalCopy } from './incremental-job';
-import type { ChangeTracking, CopyJob, ImageRecord, VolumeRecord } from './records';
-
-export type JobField = 'pending' | 'optimizing';
+import type { ChangeTracking, CopyJob, VolumeRecord } from './records';
+import type { SourceFacts } from './source-facts';
 
 export type CopyOutcome = 'done' | 'removed';
+
+/** A copy has two stages: the data, then a check of the volume made. */
+export const COPY_STAGES = 2;
+
+/** A new copy job of `source`, into a fresh volume: raw and preallocated for performance, else qcow2. */
+export function newCopyJob(source: Pick<SourceFacts, 'repoUuid' | 'imageId' | 'contentEpoch'>, strategy: Strategy, volumeId = randomUUID(), base: CopyJob['base'] = null): CopyJob {
+  // An overlay on a base is qcow2 whatever the strategy: only qcow2 has a backing file.
+  const performance = strategy === 'performance' && !base;
+  return {
+    source: { repoUuid: source.repoUuid, imageId: source.imageId, contentEpoch: source.contentEpoch },
+    volumeId,
+    format: performance ? 'raw' : 'qcow2',
+    preallocate: performance,
+    copiedUpTo: 0,
+    totalBytes: null,
+    doneBytes: 0,
+    attempt: null,
+    base,
+  };
+}
 
 const MiB = 2 ** 20;
 /** No range larger than this, whatever the pace: a crash never redoes more. */
@@ -44,16 +75,6 @@ const PACE_SAMPLE_BYTES = 256 * MiB;
  */
 const paceBetween = new Map<string, number>();
 
-function jobOf(image: ImageRecord, field: JobField): CopyJob | null {
-  if (field === 'optimizing') return image.optimizing;
-  return image.pending?.step === 'copy' ? image.pending.job : null;
-}
-
-function withJob(image: ImageRecord, field: JobField, job: CopyJob): ImageRecord {
-  if (field === 'optimizing') return { ...image, optimizing: job };
-  return { ...image, pending: { step: 'copy', job } };
-}
-
 /** Activates a volume's chain, base first, and returns the path of its top. */
 async function activateChain(repo: Repository, volumes: VolumeRecord[]): Promise<string> {
   let path = '';
@@ -61,47 +82,49 @@ async function activateChain(repo: Repository, volumes: VolumeRecord[]): Promise
   return path;
 }
 
-export async function runCopyJob(deps: ActivityDeps, repo: Repository, imageId: string, field: JobField): Promise<CopyOutcome> {
-  const { connections, hostId, settings } = deps;
-  const signal = Context.current().cancellationSignal;
+/**
+ * Runs the copy job in `field` of image `imageId` for `operationId`. A virtual disk it reads is
+ * claimed for the copy while it reads it (lifecycle.claimForCopy: no VM is let at it, and one
+ * prepared for a VM is refused with IMAGE_IN_USE), and released when the step ends.
+ */
+export async function runCopyJob(deps: ActivityDeps, repo: Repository, imageId: string, field: JobField, operationId: string): Promise<CopyOutcome> {
+  const { connections, hostId } = deps;
   const attempt = randomUUID();
-
-  /** Applies `change` to the job if it is still this attempt's; stops the attempt otherwise. */
-  const updateJob = async (change: (job: CopyJob, image: ImageRecord) => CopyJob): Promise<CopyJob | 'removed'> => {
-    let result: CopyJob | 'removed' = 'removed';
-    await updateImage(repo, imageId, (img) => {
-      const job = jobOf(img, field);
-      if (img.removed || !job) return undefined;
-      if (job.attempt !== attempt) throw new DiskflowError('STORAGE_ERROR', `copy into ${imageId} was taken over by another attempt`, false);
-      result = change(job, img);
-      return withJob(img, field, result);
-    });
-    return result;
-  };
-
-  // Take the job over for this attempt.
-  let job: CopyJob | 'removed' = 'removed';
-  await updateImage(repo, imageId, (img) => {
-    const current = jobOf(img, field);
-    if (img.removed || !current) return undefined;
-    job = { ...current, attempt };
-    return withJob({ ...img, hostId, lastError: null }, field, job);
-  });
+  const job = await takeOverCopyJob(repo, imageId, field, attempt, hostId);
   if (job === 'removed') return 'removed';
-  let current: CopyJob = job;
+  const sourceRepo = connections.byUuid(job.source.repoUuid);
+  try {
+    return await copyAsAttempt(deps, repo, sourceRepo, imageId, field, job, attempt, operationId);
+  } finally {
+    await releaseCopySource(sourceRepo, job.source.imageId, operationId);
+  }
+}
 
-  const sourceRepo = connections.byUuid(current.source.repoUuid);
+async function copyAsAttempt(
+  deps: ActivityDeps,
+  repo: Repository,
+  sourceRepo: Repository,
+  imageId: string,
+  field: JobField,
+  job: CopyJob,
+  attempt: string,
+  operationId: string,
+): Promise<CopyOutcome> {
+  const { hostId, operations, settings } = deps;
+  const signal = Context.current().cancellationSignal;
+  const updateJob = (change: (job: CopyJob) => CopyJob) => updateCopyJob(repo, imageId, field, attempt, change);
+  const readSource = () => claimForCopy(sourceRepo, job.source.imageId, { operationId, hostId }, operations);
+  let current = job;
   const image = (await readImage(repo, imageId))!;
-  const progress = new ProgressReporter(repo, imageId, hostId, settings.progressIntervalMs, { current: 1, total: 2 });
+  const progress = new ProgressReporter(repo, imageId, hostId, settings.progressIntervalMs, { current: 1, total: COPY_STAGES });
   if (current.base) {
-    return runIncrementalCopy({ deps, repo, sourceRepo, image, job: current, progress, signal, updateJob: (change) => updateJob((j) => change(j)) });
+    return runIncrementalCopy({ deps, repo, sourceRepo, image, job: current, progress, signal, updateJob, readSource });
   }
   // A copy made by a copyImage counts its source's changes from here (incremental copies).
   let tracking: ChangeTracking | null = null;
 
   for (let round = 0; ; round++) {
-    const source = await readImage(sourceRepo, current.source.imageId);
-    if (!source || source.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `the copy's source ${current.source.imageId} was removed`);
+    const source = await readSource();
     if (source.contentEpoch !== current.source.contentEpoch || round > 0) {
       if (round > MAX_RESTARTS) {
         throw new DiskflowError('IMAGE_IN_USE', `image ${source.imageId} kept changing while it was copied (a VM is writing it?); copy it while it is not in use`);
@@ -112,19 +135,18 @@ export async function runCopyJob(deps: ActivityDeps, repo: Repository, imageId: 
     }
 
     // The target volume: made fresh when the copy starts from zero, reused when it resumes.
-    const volume: VolumeRecord = {
+    const volume: NewVolume = {
       schema: 'diskflow.volume/1',
       volumeId: current.volumeId,
       format: current.format,
       parentId: null,
       size: image.size,
-      legal: false,
       createdAt: new Date().toISOString(),
       createdBy: image.createdBy,
     };
     const stored = (await repo.listVolumes()).some((v) => v.volumeId === current.volumeId);
     if (current.copiedUpTo === 0 || !stored || !(await readVolume(repo, current.volumeId))) {
-      await writeVolume(repo, volume);
+      await recordIllegalVolume(repo, volume);
       await repo.createVolume({ volumeId: volume.volumeId, format: volume.format, size: volume.size, parent: null, preallocate: current.preallocate }, signal);
       if (current.copiedUpTo > 0) {
         const reset = await updateJob((j) => ({ ...j, copiedUpTo: 0, doneBytes: 0 }));
@@ -148,7 +170,7 @@ export async function runCopyJob(deps: ActivityDeps, repo: Repository, imageId: 
       }
       await progress.enter({ current: 1, total: 2 }, totalBytes ? (100 * current.doneBytes) / totalBytes : 0);
       const paceKey = `${current.source.repoUuid}>${repo.header.uuid}`;
-      const sizedByPace = (perSecond: number) => Math.min(MAX_RANGE_BYTES, Math.max(settings.copyChunkBytes, perSecond * settings.copyRangeSeconds));
+      const sizedByPace = (perSecond: number) => Math.floor(Math.min(MAX_RANGE_BYTES, Math.max(settings.copyChunkBytes, perSecond * settings.copyRangeSeconds)));
       let chunk = sizedByPace(paceBetween.get(paceKey) ?? 0);
       for (;;) {
         // The next range starts where the persisted resume point is, and is sized to the measured pace.
@@ -192,17 +214,15 @@ export async function runCopyJob(deps: ActivityDeps, repo: Repository, imageId: 
       await repo.deactivate(volume.volumeId).catch(() => undefined);
       for (const v of sourceChain) await sourceRepo.deactivate(v.volumeId).catch(() => undefined);
     }
+    // The source must be as it was when the copy read it: a copy is of one instant.
     const after = await readImage(sourceRepo, current.source.imageId);
     if (!after || after.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `the copy's source ${current.source.imageId} was removed`);
     if (after.contentEpoch === current.source.contentEpoch) break;
   }
 
-  if (tracking) {
-    const recorded = await updateImage(repo, imageId, (img) => (img.removed ? undefined : { ...img, changeTracking: tracking }));
-    if (recorded.removed) return 'removed';
-  }
+  if (tracking && (await recordCopyOutcome(repo, imageId, { changeTracking: tracking })) === 'removed') return 'removed';
   failpoint('copy.before-legal');
-  await writeVolume(repo, { ...(await readVolume(repo, current.volumeId))!, legal: true });
+  await markVolumeLegal(repo, current.volumeId);
   await progress.enter({ current: 2, total: 2 }, 100);
   return 'done';
 }

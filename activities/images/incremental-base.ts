@@ -5,7 +5,7 @@
  */
 import { DiskflowError } from '../../api/errors';
 import type { Repository } from '../repository/repository';
-import type { OperationRegistry } from './claims';
+import type { OperationRegistry } from './lifecycle';
 import { readImage } from './image-store';
 
 export async function incrementalBase(target: Repository, baseImageId: string, operations: OperationRegistry): Promise<{ imageId: string; volumeId: string }> {

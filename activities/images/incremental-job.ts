@@ -22,7 +22,8 @@ import { listBitmaps } from '../qemu/bitmaps';
 import { dataExtents } from '../qemu/convert';
 import { backupDirtyClusters } from '../qemu/storage-daemon';
 import { dropBitmap, judgeTracking, startTracking } from './change-tracking';
-import { readChain, readImage, readVolume, updateImage, writeVolume } from './image-store';
+import { readChain, readImage, readVolume } from './image-store';
+import { markVolumeLegal, NewVolume, recordCopyOutcome, recordIllegalVolume } from './lifecycle';
 import type { ProgressReporter } from './progress';
 import type { CopyJob, ImageRecord, VolumeRecord } from './records';
 
@@ -39,6 +40,8 @@ export interface IncrementalContext {
   signal: AbortSignal;
   /** Applies a change to the job if this attempt still owns it (copy-job.ts). */
   updateJob: (change: (job: CopyJob) => CopyJob) => Promise<CopyJob | 'removed'>;
+  /** The source, claimed for the copy while it is read (copy-job.ts). */
+  readSource: () => Promise<ImageRecord>;
 }
 
 async function activateChain(repo: Repository, volumes: VolumeRecord[]): Promise<string> {
@@ -53,8 +56,7 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
   let current = ctx.job;
 
   for (let round = 0; ; round++) {
-    const source = await readImage(sourceRepo, current.source.imageId);
-    if (!source || source.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `the copy's source ${current.source.imageId} was removed`);
+    const source = await ctx.readSource();
     if (round > MAX_RESTARTS) throw new DiskflowError('IMAGE_IN_USE', `image ${source.imageId} kept changing while it was copied (a VM is writing it?); copy it while it is not in use`);
     // Every attempt starts from zero: record that, with the source state this round reads
     // (a job that says so already, as a fresh one does, needs no write).
@@ -70,13 +72,12 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
     const baseImage = await readImage(repo, base.imageId);
     const sourceChain = await readChain(sourceRepo, source.volumeId);
     const baseChain = await readChain(repo, base.volumeId);
-    const volume: VolumeRecord = {
+    const volume: NewVolume = {
       schema: 'diskflow.volume/1',
       volumeId: current.volumeId,
       format: 'qcow2',
       parentId: base.volumeId,
       size: image.size,
-      legal: false,
       createdAt: new Date().toISOString(),
       createdBy: image.createdBy,
     };
@@ -86,7 +87,7 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
       const verdict = judgeTracking(
         baseImage?.changeTracking,
         baseImage?.size ?? -1,
-        { repoUuid: current.source.repoUuid, imageId: source.imageId, volumeId: source.volumeId, contentEpoch: source.contentEpoch, size: source.size },
+        { repoUuid: current.source.repoUuid, imageId: source.imageId, volumeId: source.volumeId, contentEpoch: source.contentEpoch, chainEpoch: source.chainEpoch, size: source.size },
         bitmaps,
       );
       // Changes made after this read are counted for the copy after this one; meanwhile (the
@@ -96,7 +97,7 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
         startTracking(topPath, sourceChain[0], source, current.source.repoUuid, repo, image.imageId, { signal, listed: bitmaps, keep: verdict.trusted ? [verdict.bitmap] : [] }),
         (async () => {
           await activateChain(repo, baseChain);
-          await writeVolume(repo, volume);
+          await recordIllegalVolume(repo, volume);
           await repo.createVolume({ volumeId: volume.volumeId, format: 'qcow2', size: image.size, parent: { volumeId: base.volumeId, format: baseVolume.format }, preallocate: false }, signal);
         })(),
       ]);
@@ -146,10 +147,9 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
       if (after.contentEpoch !== current.source.contentEpoch || after.volumeId !== source.volumeId) continue;
 
       const method = verdict.trusted ? 'bitmap' : 'compare';
-      const recorded = await updateImage(repo, image.imageId, (img) => (img.removed ? undefined : { ...img, changeTracking: tracking, incremental: { baseImageId: base.imageId, method } }));
-      if (recorded.removed) return 'removed';
+      if ((await recordCopyOutcome(repo, image.imageId, { changeTracking: tracking, incremental: { baseImageId: base.imageId, method } })) === 'removed') return 'removed';
       failpoint('copy.before-legal');
-      await writeVolume(repo, { ...(await readVolume(repo, current.volumeId))!, legal: true });
+      await markVolumeLegal(repo, current.volumeId);
       // The base's bitmap has served: changes are now counted in this copy's own.
       if (verdict.trusted && tracking && verdict.bitmap !== tracking.bitmap) await dropBitmap(topPath, verdict.bitmap);
       await progress.enter({ current: 2, total: 2 }, 100);

@@ -1,16 +1,18 @@
 /**
  * Mend: completes the work a broken image still has pending, from what its record says. The
  * same step serves autoFix right after an operation persisted and a fix run much later, on any
- * host that may do it; re-running it after a crash converges.
+ * host that may do it; re-running it after a crash converges. Where another running operation
+ * is completing the same image (two disks made at once on one snapshot copied in from another
+ * repository), the mend waits for it rather than giving up, then goes on from what it left.
  */
-import { Context } from '@temporalio/activity';
+import { Context, sleep } from '@temporalio/activity';
 import { DiskflowError } from '../../api/errors';
 import type { ActivityDeps, ImageStep } from '../deps';
 import type { Repository } from '../repository/repository';
 import { failpoint } from '../failpoints';
-import { assertNotBusy } from './claims';
 import { runCopyJob } from './copy-job';
-import { readChain, readImage, readVolume, updateImage, writeVolume } from './image-store';
+import { listImageRecords, readChain, readVolume } from './image-store';
+import { Actor, ClaimHeld, claimPendingWork, completePendingWork, markVolumeLegal, OperationRegistry, recordIllegalVolume, recordStoppedWork } from './lifecycle';
 import { ProgressReporter } from './progress';
 import type { ImageRecord, PendingWork } from './records';
 
@@ -18,16 +20,45 @@ export type MendOutcome = 'usable' | 'removed';
 
 type CreateVolume = Extract<PendingWork, { step: 'create-volume' }>;
 
+/** How often a mend looks again at work another operation is doing. */
+const WAIT_POLL_MS = 1000;
+
+/**
+ * Waits while `busy` names work another running operation is doing, heartbeating (so the step
+ * stays alive and cancellable) and saying once what it waits for.
+ */
+async function waitWhile(busy: () => Promise<string | null>): Promise<void> {
+  let told = false;
+  for (let why = await busy(); why; why = await busy()) {
+    if (!told) Context.current().log.info(`waiting: ${why}`);
+    told = true;
+    Context.current().heartbeat();
+    await sleep(WAIT_POLL_MS);
+  }
+}
+
+/** Why the volume `volumeId` is not usable yet, when a running operation is still filling it; null otherwise. */
+async function beingFilled(repo: Repository, volumeId: string, operations: OperationRegistry): Promise<string | null> {
+  if ((await readVolume(repo, volumeId))?.legal) return null;
+  const holder = (await listImageRecords(repo)).find(
+    (image) => !image.removed && (image.volumeId === volumeId || (image.pending?.step === 'copy' && image.pending.job.volumeId === volumeId)),
+  );
+  if (!holder?.pending || !holder.operation || !(await operations.isRunning(holder.operation.id))) return null;
+  return `volume ${volumeId} is being made by ${holder.operation.type} (operation ${holder.operation.id}) for image ${holder.imageId}`;
+}
+
 /** Makes the image's volume: blank, or a qcow2 overlay of a parent that must be complete. */
-async function createVolume(repo: Repository, image: ImageRecord, work: CreateVolume, operationId: string): Promise<void> {
+async function createVolume(repo: Repository, image: ImageRecord, work: CreateVolume, operationId: string, operations: OperationRegistry): Promise<void> {
   const signal = Context.current().cancellationSignal;
   let parent = null;
   if (work.parentId) {
-    const parentVolume = await readVolume(repo, work.parentId);
+    const parentId = work.parentId;
+    await waitWhile(() => beingFilled(repo, parentId, operations));
+    const parentVolume = await readVolume(repo, parentId);
     if (!parentVolume?.legal) {
-      throw new DiskflowError('STORAGE_ERROR', `volume ${work.parentId} that image ${image.imageId} is based on is not complete yet; mend the image that holds it first`, false);
+      throw new DiskflowError('STORAGE_ERROR', `volume ${parentId} that image ${image.imageId} is based on is not complete yet; mend the image that holds it first`, false);
     }
-    const chain = await readChain(repo, work.parentId);
+    const chain = await readChain(repo, parentId);
     for (const volume of [...chain].reverse()) await repo.activate(volume.volumeId, volume.format);
     parent = { volumeId: parentVolume.volumeId, format: parentVolume.format };
   }
@@ -41,11 +72,11 @@ async function createVolume(repo: Repository, image: ImageRecord, work: CreateVo
     createdBy: operationId,
   };
   // Illegal before the first byte is written, legal only after the last.
-  await writeVolume(repo, { ...volume, legal: false });
+  await recordIllegalVolume(repo, volume);
   failpoint('mend.volume-illegal');
   await repo.createVolume({ volumeId: image.volumeId, format: work.format, size: image.size, parent, preallocate: work.preallocate }, signal);
   failpoint('mend.volume-created');
-  await writeVolume(repo, { ...volume, legal: true });
+  await markVolumeLegal(repo, image.volumeId);
   failpoint('mend.volume-legal');
 }
 
@@ -60,53 +91,36 @@ export function createMendActivities(deps: ActivityDeps) {
      * persisted state for a later fix.
      */
     async recordStoppedWork(input: ImageStep & { reason: string; keepClaim?: boolean }): Promise<void> {
-      const repo = connections.byUuid(input.repoUuid);
-      try {
-        await updateImage(repo, input.imageId, (img) => {
-          if (img.removed || (img.operation && img.operation.id !== input.operationId)) return undefined;
-          return { ...img, operation: input.keepClaim ? img.operation : null, lastError: input.reason };
-        });
-      } catch (error) {
-        if (!(error instanceof DiskflowError && error.code === 'IMAGE_NOT_FOUND')) throw error;
-      }
+      await recordStoppedWork(connections.byUuid(input.repoUuid), input.imageId, input.operationId, input.reason, !!input.keepClaim);
     },
   };
 
-  async function mend(input: ImageStep): Promise<MendOutcome> {
-    const repo = connections.byUuid(input.repoUuid);
-    const image = await readImage(repo, input.imageId);
-    if (!image || image.removed) return 'removed';
-    await assertNotBusy(image, input.operationId, operations);
-    const work = image.pending;
-    if (work) {
-      await updateImage(repo, input.imageId, (img) => ({
-        ...img,
-        operation: img.operation?.id === input.operationId ? img.operation : { id: input.operationId, type: 'mend', startedAt: new Date().toISOString() },
-        hostId,
-        lastError: null,
-      }));
-      if (work.step === 'create-volume') {
-        const progress = new ProgressReporter(repo, input.imageId, hostId, 0, { current: 1, total: 1 });
-        await progress.enter({ current: 1, total: 1 }, -1);
-        await createVolume(repo, image, work, input.operationId);
-      } else if ((await runCopyJob(deps, repo, input.imageId, 'pending')) === 'removed') {
-        return 'removed';
+  /** Claims the image's pending work for this operation, waiting while another running one holds it. */
+  async function claim(repo: Repository, imageId: string, actor: Actor): Promise<ImageRecord | 'removed'> {
+    for (;;) {
+      try {
+        return await claimPendingWork(repo, imageId, actor, operations);
+      } catch (error) {
+        if (!(error instanceof ClaimHeld)) throw error;
+        await waitWhile(async () => ((await operations.isRunning(error.claim.id)) ? error.message : null));
       }
     }
-    const after = await updateImage(repo, input.imageId, (img) => {
-      if (img.removed) return undefined;
-      const total = img.stage?.total ?? 1;
-      return {
-        ...img,
-        pending: null,
-        status: work?.step === 'create-volume' ? work.then : img.status === 'broken' ? 'optimized' : img.status,
-        operation: null,
-        hostId,
-        stage: { current: total, total },
-        percentComplete: 100,
-        lastError: null,
-      };
-    });
+  }
+
+  async function mend(input: ImageStep): Promise<MendOutcome> {
+    const repo = connections.byUuid(input.repoUuid);
+    const actor = { operationId: input.operationId, hostId };
+    const image = await claim(repo, input.imageId, actor);
+    if (image === 'removed') return 'removed';
+    const work = image.pending;
+    if (work?.step === 'create-volume') {
+      const progress = new ProgressReporter(repo, input.imageId, hostId, 0, { current: 1, total: 1 });
+      await progress.enter({ current: 1, total: 1 }, -1);
+      await createVolume(repo, image, work, input.operationId, operations);
+    } else if (work?.step === 'copy' && (await runCopyJob(deps, repo, input.imageId, 'pending', input.operationId)) === 'removed') {
+      return 'removed';
+    }
+    const after = await completePendingWork(repo, input.imageId, actor, work);
     return after.removed ? 'removed' : 'usable';
   }
 }

@@ -7,7 +7,7 @@ import { activityInfo, getClient, heartbeat } from '@temporalio/activity';
 import type { Stage } from '../../api/image-status';
 import { PROGRESS_SIGNAL, StepProgress } from '../../api/progress';
 import type { Repository } from '../repository/repository';
-import { updateImage } from './image-store';
+import { recordProgress } from './lifecycle';
 
 export class ProgressReporter {
   private lastWrite = 0;
@@ -54,9 +54,7 @@ export class ProgressReporter {
   }
 
   private async write(progress: StepProgress): Promise<void> {
-    await updateImage(this.repo, this.imageId, (img) =>
-      img.removed ? undefined : { ...img, stage: progress.stage, percentComplete: progress.percentComplete, hostId: this.hostId },
-    );
+    await recordProgress(this.repo, this.imageId, progress.stage, progress.percentComplete, this.hostId);
     // Live progress for the workflow's query; a workflow that is gone has nobody to tell.
     const { workflowExecution } = activityInfo();
     if (!workflowExecution) return;

@@ -69,8 +69,10 @@ export const ChangeTracking = z.object({
   /** The source's top volume holding the bitmap. */
   volumeId: z.string(),
   bitmap: z.string(),
-  /** The source's contentEpoch the copy read: a chain replaced since is not covered by the bitmap. */
+  /** The source's contentEpoch the copy read (records written before chainEpoch existed are judged by it). */
   contentEpoch: z.number().int().nonnegative(),
+  /** The source's chainEpoch the copy read: a chain replaced since is not covered by the bitmap. */
+  chainEpoch: z.number().int().nonnegative().optional(),
 });
 export type ChangeTracking = z.infer<typeof ChangeTracking>;
 
@@ -97,6 +99,7 @@ export type PendingWork = z.infer<typeof PendingWork>;
 export const OperationClaim = z.object({
   /** Workflow id of the operation working on the image. */
   id: z.string(),
+  /** What it does: an operation type (`copyImage`, `fix:merge`, ...), or `read:copy` for a copy reading a virtual disk. */
   type: z.string(),
   startedAt: z.string(),
 });
@@ -114,10 +117,16 @@ export const ImageRecord = z.looseObject({
   /** Bumped on every change: steps and fix data state the generation they expect. */
   generation: z.number().int().nonnegative(),
   /**
-   * Bumped whenever the image's content may change under a reader: prepared for a VM, or its
-   * chain replaced. A copy compares it before and after reading to know its copy is faithful.
+   * Bumped whenever the image's content may change under a reader: prepared for a VM (a writer
+   * is let at it), or its chain replaced. A copy compares it before and after reading to know
+   * its copy is of one instant.
    */
   contentEpoch: z.number().int().nonnegative().default(0),
+  /**
+   * Bumped whenever the image's chain is replaced (snapshot, optimize, merge), not when a VM
+   * writes it: a dirty bitmap on the top volume counts a VM's writes, not a chain replaced.
+   */
+  chainEpoch: z.number().int().nonnegative().default(0),
   status: ImageState,
   pending: PendingWork.nullable(),
   /** An optimize in progress: the image stays usable while a better representation is made. */

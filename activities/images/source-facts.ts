@@ -3,9 +3,9 @@
  * base snapshot), gathered by the host that resolved the caller's references, so the step can
  * run on a host that does not have the source's repository connected (an SRM).
  */
-import { DiskflowError } from '../../api/errors';
 import type { ImageKind, Strategy, UserData } from '../../api/values';
-import type { OperationRegistry } from './claims';
+import type { Repository } from '../repository/repository';
+import { Actor, assertCopyable, claimForCopy, OperationRegistry } from './lifecycle';
 import type { ImageRecord } from './records';
 
 export interface SourceFacts {
@@ -19,25 +19,29 @@ export interface SourceFacts {
   contentEpoch: number;
 }
 
-/** Refuses sources that cannot be read faithfully now; returns what the step needs. */
-export async function sourceFacts(repoUuid: string, image: ImageRecord, operations: OperationRegistry): Promise<SourceFacts> {
-  const usedBy = Object.keys(image.prepared);
-  if (image.kind === 'virtual-disk' && usedBy.length) {
-    throw new DiskflowError('IMAGE_IN_USE', `virtual disk ${image.imageId} is prepared for a VM on ${usedBy.join(', ')}: its content is changing; tear it down first`);
-  }
-  if (image.status === 'broken') {
-    throw image.operation && (await operations.isRunning(image.operation.id))
-      ? new DiskflowError('IMAGE_BUSY', `image ${image.imageId} is not complete yet: ${image.operation.type} is working on it`)
-      : new DiskflowError('STORAGE_ERROR', `image ${image.imageId} is broken; checkStorageRepository offers the fix that mends it`, false);
-  }
+/**
+ * Refuses sources that cannot be read faithfully now (a disk prepared for a VM, busy, broken);
+ * with `claim`, a virtual disk is claimed for the copy in the same step, so that it holds still
+ * until the copy has read it. Returns what the step needs.
+ */
+export async function sourceFacts(
+  repo: Repository,
+  image: ImageRecord,
+  actor: Actor,
+  operations: OperationRegistry,
+  options: { claim: boolean },
+): Promise<SourceFacts> {
+  let checked = image;
+  if (options.claim) checked = await claimForCopy(repo, image.imageId, actor, operations);
+  else await assertCopyable(image, actor.operationId, operations);
   return {
-    repoUuid,
-    imageId: image.imageId,
-    kind: image.kind,
-    size: image.size,
-    userData: image.userData,
-    strategy: image.strategy,
-    volumeId: image.volumeId,
-    contentEpoch: image.contentEpoch,
+    repoUuid: repo.header.uuid,
+    imageId: checked.imageId,
+    kind: checked.kind,
+    size: checked.size,
+    userData: checked.userData,
+    strategy: checked.strategy,
+    volumeId: checked.volumeId,
+    contentEpoch: checked.contentEpoch,
   };
 }

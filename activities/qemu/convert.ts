@@ -46,8 +46,13 @@ export async function dataExtents(source: Endpoint, signal?: AbortSignal): Promi
   return entries.filter((e) => !e.zero).map((e) => ({ start: e.start, length: e.length }));
 }
 
-/** Groups extents into ascending ranges of about `chunkBytes` of data each. */
-export function planRanges(extents: Extent[], virtualSize: number, chunkBytes: number): CopyRange[] {
+/**
+ * Groups extents into ascending ranges of about `chunkBytes` of data each. Ranges hold whole
+ * MiBs whatever `chunkBytes` is (a size measured from a pace is fractional, and qemu-img refuses
+ * a fractional slice size), so every boundary is a whole byte offset.
+ */
+export function planRanges(extents: Extent[], virtualSize: number, chunk: number): CopyRange[] {
+  const chunkBytes = Math.max(ALIGN, Math.floor(chunk / ALIGN) * ALIGN);
   const aligned = extents
     .map((e) => ({ start: Math.floor(e.start / ALIGN) * ALIGN, end: Math.min(virtualSize, Math.ceil((e.start + e.length) / ALIGN) * ALIGN) }))
     .sort((a, b) => a.start - b.start);

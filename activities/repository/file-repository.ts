@@ -24,6 +24,8 @@ import type { RecordKind, Repository, RepositoryHeader, StoredVolume, VolumeSpec
 export const HEADER_FILE = 'diskflow-repository.json';
 const REMOVE_ME = '_remove_me_';
 const RECORD_DIRS: Record<RecordKind, string> = { image: 'images', volume: 'volumes' };
+/** The lock name of the chains lock: a record name no volume id can take. */
+const CHAINS_LOCK = 'chains';
 const VOLUME_DATA = /^(_remove_me_)?([0-9a-f-]{36})\.(qcow2|raw)$/;
 
 /** Creates the directories of a new file repository and writes its header last. */
@@ -104,6 +106,10 @@ export class FileRepository implements Repository {
     // In-process first, so one host's own steps queue here instead of polling lease files.
     const leases = this.leases;
     return this.locks.run(`${kind}/${id}`, leases ? () => leases.run(`${kind}_${id}`, fn) : fn);
+  }
+
+  withChainsLock<T>(fn: () => Promise<T>): Promise<T> {
+    return this.withRecordLock('volume', CHAINS_LOCK, fn);
   }
 
   async createVolume(spec: VolumeSpec, signal?: AbortSignal): Promise<void> {

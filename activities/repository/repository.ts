@@ -54,6 +54,14 @@ export interface Repository {
   deleteRecord(kind: RecordKind, id: string): Promise<void>;
   /** Runs `fn` while holding the lock of one record, so read-modify-write cycles never interleave. */
   withRecordLock<T>(kind: RecordKind, id: string, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` while holding the repository's chains lock: held while what is garbage is decided
+   * and removed, and while a new reference to an existing volume is made (images/references.ts).
+   * It holds across hosts: a lease lock where many hosts write the files, the process's own lock
+   * where one host does (localfs), the SRM's where only the SRM changes objects (others are
+   * refused with SRM_REQUIRED, so such steps go to the SRM).
+   */
+  withChainsLock<T>(fn: () => Promise<T>): Promise<T>;
 
   /** Allocates and formats a volume, replacing any half-made one of the same id. */
   createVolume(spec: VolumeSpec, signal?: AbortSignal): Promise<void>;
@@ -125,7 +133,7 @@ export interface SrmGuard {
 
 /**
  * A metadata change that only the SRM may make, as one JSON value, so that a host that is not
- * the SRM can send it there (activities/srm/srm-proxy.ts) while it moves the data itself.
+ * the SRM can send it there (activities/srm/metadata-forwarder.ts) while it moves the data itself.
  * `writeRecord` of an image record is a compare-and-swap on its generation: the SRM writes it
  * only if the stored record is the one the writer read (`value.generation - 1`).
  */

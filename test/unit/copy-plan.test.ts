@@ -32,6 +32,17 @@ describe('planning a resumable copy', () => {
     ]);
   });
 
+  it('a chunk sized from a measured pace (a fractional byte count) still gives whole-MiB ranges qemu-img accepts', () => {
+    const ranges = planRanges([{ start: 0, length: 3 * 2 ** 30 }], 3 * 2 ** 30, 1356933936.560091);
+    expect(ranges.length).toBe(3);
+    for (const range of ranges) {
+      expect(Number.isInteger(range.start) && Number.isInteger(range.end) && Number.isInteger(range.dataBytes)).toBe(true);
+      expect(range.start % MiB).toBe(0);
+    }
+    expect(ranges[0].dataBytes).toBe(1294 * MiB);
+    expect(ranges.at(-1)!.end).toBe(3 * 2 ** 30);
+  });
+
   it('an image with no data needs no range at all', () => {
     expect(planRanges([], 2 ** 40, 2 ** 30)).toEqual([]);
   });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createImage, readImage, updateImage } from '../../activities/images/image-store';
-import { newImageRecord } from '../../activities/images/new-image';
+import { newImageRecord } from '../../activities/images/lifecycle';
 import { localfs } from '../../activities/repository/formats/localfs';
 import { RecordConflict, Repository } from '../../activities/repository/repository';
 

@@ -246,6 +246,12 @@ export class ClvmRepository implements Repository {
     return this.locks.run(`${kind}/${id}`, fn);
   }
 
+  async withChainsLock<T>(fn: () => Promise<T>): Promise<T> {
+    // Only the SRM decides what is garbage and adds references: its lock is the only one there is.
+    await this.asSrm('holding the chains lock');
+    return this.locks.run('chains', fn);
+  }
+
   private async requireLv(volumeId: string): Promise<LvInfo> {
     const lv = await this.lvm.lv(volumeId);
     if (!lv) throw new DiskflowError('STORAGE_ERROR', `volume ${volumeId} has no logical volume in ${this.location}`);

@@ -88,12 +88,12 @@ export function imageCommand(): Command {
 
   image
     .command('prepare <repoId> <imageId>')
-    .description('make an image usable by a VM on a host; prints the path and format to open')
+    .description('make an image usable by a VM on a host; prints the path and format to open (IMAGE_BUSY while an operation changes or copies it)')
     .option('--host <hostId>', 'the host that runs the VM (default: this host)')
     .action(
       withClient(
         (client, repoId: string, imageId: string, o: { host?: string }) => client.prepareImage(repoId, imageId, { hostId: o.host }),
-        (prepared) => say(`${prepared.path} (${prepared.format})`),
+        (prepared) => say(`${prepared.path} (${prepared.format}${prepared.readOnly ? ', read-only' : ''})`),
       ),
     );
 
@@ -101,10 +101,11 @@ export function imageCommand(): Command {
     .command('teardown <repoId> <imageId>')
     .description('a VM on the host no longer uses the image')
     .option('--host <hostId>', 'the host that ran the VM (default: this host)')
+    .option('--fenced-host <hostId>', 'release the mark of this host instead, which the engine knows is fenced (dead, powered off)')
     .action(
       withClient(
-        async (client, repoId: string, imageId: string, o: { host?: string }) => {
-          await client.teardownImage(repoId, imageId, { hostId: o.host });
+        async (client, repoId: string, imageId: string, o: { host?: string; fencedHost?: string }) => {
+          await client.teardownImage(repoId, imageId, { hostId: o.host, fencedHostId: o.fencedHost });
           return null;
         },
         (_r, _repoId, imageId) => say(`torn down ${imageId}`),

@@ -1,0 +1,67 @@
+/**
+ * Which volumes images reference, and the one rule that keeps a referenced volume alive: a
+ * volume is deleted only when no image record that is not removed needs it, and making a new
+ * reference to an existing volume (a disk made on a snapshot, an incremental copy based on one)
+ * and deciding what is garbage both run under the repository's chains lock
+ * (Repository.withChainsLock), which holds across hosts and processes. So an id the API
+ * returned never loses its base to a clean that ran at the same time.
+ */
+import type { Repository } from '../repository/repository';
+import { failpoint } from '../failpoints';
+import { listImageRecords, readChain } from './image-store';
+import { forgetVolume } from './lifecycle';
+import type { ImageRecord } from './records';
+
+/**
+ * The volumes an image reaches from its record alone: the chains below `chains` (its top, the
+ * parent its pending overlay will sit on, an incremental copy's base) and the `volumes` it is
+ * filling (an optimize's new volume). The check's scan walks the same roots in memory.
+ */
+export function referencedRoots(image: ImageRecord): { chains: string[]; volumes: string[] } {
+  const chains = [image.volumeId];
+  if (image.pending?.step === 'create-volume' && image.pending.parentId) chains.push(image.pending.parentId);
+  // An incremental copy's base is needed from the moment the copy is persisted.
+  if (image.pending?.step === 'copy' && image.pending.job.base) chains.push(image.pending.job.base.volumeId);
+  return { chains, volumes: image.optimizing ? [image.optimizing.volumeId] : [] };
+}
+
+/** Every volume an image needs. */
+export async function volumesNeededBy(repo: Repository, image: ImageRecord): Promise<Set<string>> {
+  const { chains, volumes } = referencedRoots(image);
+  const needed = new Set<string>(volumes);
+  for (const root of chains) {
+    needed.add(root);
+    for (const volume of await readChain(repo, root)) needed.add(volume.volumeId);
+  }
+  return needed;
+}
+
+/** Volumes some image that is not removed still needs. Read under the chains lock to act on it. */
+export async function liveVolumeIds(repo: Repository): Promise<Set<string>> {
+  const live = new Set<string>();
+  for (const image of await listImageRecords(repo)) {
+    if (image.removed) continue;
+    for (const volumeId of await volumesNeededBy(repo, image)) live.add(volumeId);
+  }
+  return live;
+}
+
+/**
+ * Removes the volumes among `volumeIds` that no image needs (storage first, two-phase, then the
+ * record), under the chains lock; returns the bytes freed.
+ */
+export async function removeUnneededVolumes(repo: Repository, volumeIds: Iterable<string>): Promise<number> {
+  return repo.withChainsLock(async () => {
+    const live = await liveVolumeIds(repo);
+    const stored = new Map((await repo.listVolumes()).map((v) => [v.volumeId, v.allocatedBytes]));
+    let freed = 0;
+    for (const volumeId of volumeIds) {
+      if (live.has(volumeId)) continue;
+      freed += stored.get(volumeId) ?? 0;
+      await repo.removeVolume(volumeId);
+      failpoint('clean.volume-removed');
+      await forgetVolume(repo, volumeId);
+    }
+    return freed;
+  });
+}
