@@ -5,7 +5,7 @@
  */
 import { listImageRecords, listVolumeRecords } from '../images/image-store';
 import type { ImageRecord, VolumeRecord } from '../images/records';
-import { referencedRoots } from '../images/references';
+import { holdsVolumes, referencedRoots } from '../images/references';
 import type { Repository, StoredVolume } from '../repository/repository';
 
 export interface RepositoryScan {
@@ -41,11 +41,11 @@ export function neededBy(scan: RepositoryScan, image: ImageRecord): Set<string> 
   return needed;
 }
 
-/** For each volume, the images (not removed) that need it. */
+/** For each volume, the images that hold it (not removed, or still read by copies). */
 export function usersOfVolumes(scan: RepositoryScan): Map<string, string[]> {
   const users = new Map<string, string[]>();
   for (const image of scan.images) {
-    if (image.removed) continue;
+    if (!holdsVolumes(image)) continue;
     for (const id of neededBy(scan, image)) users.set(id, [...(users.get(id) ?? []), image.imageId]);
   }
   return users;

@@ -7,16 +7,20 @@
  */
 import type { ActivityDeps, ImageStep, OnRepository } from '../deps';
 import { readImage } from './image-store';
-import { forgetRemovedImage } from './lifecycle';
+import { forgetRemovedImage, requireUnread } from './lifecycle';
 import { removeUnneededVolumes, volumesNeededBy } from './references';
 
-export function createCleanActivities({ connections }: ActivityDeps) {
+export function createCleanActivities({ connections, operations }: ActivityDeps) {
   return {
-    /** A removed image: its volumes that no other image needs are reclaimed, then it is forgotten. */
+    /**
+     * A removed image: its volumes that no other image needs are reclaimed, then it is forgotten.
+     * While copies still read it, the step fails retryably: it runs again once they are done.
+     */
     async cleanRemovedImage(input: ImageStep): Promise<{ freedBytes: number }> {
       const repo = connections.byUuid(input.repoUuid);
       const image = await readImage(repo, input.imageId);
       if (!image) return { freedBytes: 0 };
+      if (image.removed) await requireUnread(repo, input.imageId, operations);
       const freedBytes = image.removed ? await removeUnneededVolumes(repo, await volumesNeededBy(repo, image)) : 0;
       await forgetRemovedImage(repo, input.imageId);
       return { freedBytes };

@@ -22,6 +22,7 @@ import type { Repository } from '../repository/repository';
 import { readChain, readImage, readVolume } from './image-store';
 import {
   claimForCopy,
+  copySourceAfter,
   JobField,
   markVolumeLegal,
   NewVolume,
@@ -118,7 +119,7 @@ async function copyAsAttempt(
   const image = (await readImage(repo, imageId))!;
   const progress = new ProgressReporter(repo, imageId, hostId, settings.progressIntervalMs, { current: 1, total: COPY_STAGES });
   if (current.base) {
-    return runIncrementalCopy({ deps, repo, sourceRepo, image, job: current, progress, signal, updateJob, readSource });
+    return runIncrementalCopy({ deps, repo, sourceRepo, image, job: current, progress, signal, updateJob, readSource, operationId });
   }
   // A copy made by a copyImage counts its source's changes from here (incremental copies).
   let tracking: ChangeTracking | null = null;
@@ -215,8 +216,7 @@ async function copyAsAttempt(
       for (const v of sourceChain) await sourceRepo.deactivate(v.volumeId).catch(() => undefined);
     }
     // The source must be as it was when the copy read it: a copy is of one instant.
-    const after = await readImage(sourceRepo, current.source.imageId);
-    if (!after || after.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `the copy's source ${current.source.imageId} was removed`);
+    const after = copySourceAfter(await readImage(sourceRepo, current.source.imageId), current.source.imageId, operationId);
     if (after.contentEpoch === current.source.contentEpoch) break;
   }
 

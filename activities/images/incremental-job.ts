@@ -23,7 +23,7 @@ import { dataExtents } from '../qemu/convert';
 import { backupDirtyClusters } from '../qemu/storage-daemon';
 import { dropBitmap, judgeTracking, startTracking } from './change-tracking';
 import { readChain, readImage, readVolume } from './image-store';
-import { markVolumeLegal, NewVolume, recordCopyOutcome, recordIllegalVolume } from './lifecycle';
+import { copySourceAfter, markVolumeLegal, NewVolume, recordCopyOutcome, recordIllegalVolume } from './lifecycle';
 import type { ProgressReporter } from './progress';
 import type { CopyJob, ImageRecord, VolumeRecord } from './records';
 
@@ -42,6 +42,8 @@ export interface IncrementalContext {
   updateJob: (change: (job: CopyJob) => CopyJob) => Promise<CopyJob | 'removed'>;
   /** The source, claimed for the copy while it is read (copy-job.ts). */
   readSource: () => Promise<ImageRecord>;
+  /** The operation the copy runs for. */
+  operationId: string;
 }
 
 async function activateChain(repo: Repository, volumes: VolumeRecord[]): Promise<string> {
@@ -142,8 +144,7 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
         throw new DiskflowError('STORAGE_ERROR', `the incremental copy in volume ${volume.volumeId} is not based on its base's volume; it will start over`);
       }
       // The source must not have moved while it was read; otherwise read it again.
-      const after = await readImage(sourceRepo, current.source.imageId);
-      if (!after || after.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `the copy's source ${current.source.imageId} was removed`);
+      const after = copySourceAfter(await readImage(sourceRepo, current.source.imageId), current.source.imageId, ctx.operationId);
       if (after.contentEpoch !== current.source.contentEpoch || after.volumeId !== source.volumeId) continue;
 
       const method = verdict.trusted ? 'bitmap' : 'compare';

@@ -1,8 +1,8 @@
 /**
  * The image lifecycle: the one module that changes an image's state. Every other module reads
  * records; only the transitions below write the state fields of an image record (`status`,
- * `pending`, `optimizing`, `operation`, `prepared`, `removed`, `contentEpoch`, `chainEpoch`, and
- * `generation` with every write) and the `legal` mark of a volume record.
+ * `pending`, `optimizing`, `operation`, `readers`, `prepared`, `removed`, `contentEpoch`,
+ * `chainEpoch`, and `generation` with every write) and the `legal` mark of a volume record.
  *
  * Each transition is one atomic read-modify-write of one record (updateImage: under the
  * record's lock, a compare-and-swap on the generation where the write is sent to an SRM), and
@@ -37,17 +37,13 @@ export interface Actor {
   hostId: string;
 }
 
-/** The claim type of a copy reading a virtual disk: the disk's content must hold still meanwhile. */
-export const READ_FOR_COPY = 'read:copy';
-
 const now = () => new Date().toISOString();
 
 // ---------------------------------------------------------------------------------------------
 // Rules
 
 function describeClaim(claim: OperationClaim): string {
-  const what = claim.type === READ_FOR_COPY ? 'a copy is reading it' : `${claim.type} is working on it`;
-  return `${what} (operation ${claim.id}, since ${claim.startedAt})`;
+  return `${claim.type} is working on it (operation ${claim.id}, since ${claim.startedAt})`;
 }
 
 /** The claim of another operation that still runs; null when there is none, it is ours, or it is stale. */
@@ -57,10 +53,24 @@ async function liveClaimOfOther(image: ImageRecord, operationId: string | null, 
   return (await operations.isRunning(claim.id)) ? claim : null;
 }
 
-/** IMAGE_BUSY while another running operation works on the image or reads it for a copy. */
-async function refuseWhileBusy(image: ImageRecord, operationId: string | null, operations: OperationRegistry, what: string): Promise<void> {
+/** Copies reading the image whose operations still run, other than `operationId`. */
+async function liveReaders(image: ImageRecord, operationId: string | null, operations: OperationRegistry): Promise<string[]> {
+  const live: string[] = [];
+  for (const reader of Object.keys(image.readers)) if (reader !== operationId && (await operations.isRunning(reader))) live.push(reader);
+  return live;
+}
+
+/**
+ * IMAGE_BUSY while another running operation works on the image; with `readers`, also while
+ * copies read it (the work would change what they read, or let a VM at it).
+ */
+async function refuseWhileBusy(image: ImageRecord, operationId: string | null, operations: OperationRegistry, what: string, readers = false): Promise<void> {
   const claim = await liveClaimOfOther(image, operationId, operations);
   if (claim) throw new DiskflowError('IMAGE_BUSY', `image ${image.imageId} is busy: ${describeClaim(claim)}; ${what} waits for it to end, or cancel it`);
+  const reading = readers ? await liveReaders(image, operationId, operations) : [];
+  if (reading.length) {
+    throw new DiskflowError('IMAGE_BUSY', `image ${image.imageId} is busy: a copy is reading it (operation ${reading.join(', operation ')}); ${what} waits for it to end, or cancel it`);
+  }
 }
 
 /** IMAGE_IN_USE while a VM may use the image: `what` would change, swap, delete or copy what it writes or reads. */
@@ -132,6 +142,7 @@ export function newImageRecord(n: NewImage): ImageRecord {
     incremental: null,
     removed: null,
     operation: n.claim && n.pending ? claimFor(n.operationId, n.operationType) : null,
+    readers: {},
     prepared: {},
     hostId: n.hostId,
     stage: n.pending ? { current: 0, total: n.stages ?? 1 } : null,
@@ -155,16 +166,20 @@ export function persistNewImage(repo: Repository, image: NewImage): Promise<bool
 // Claims: one operation at a time per image
 
 /**
- * A copy reads an image: a virtual disk is claimed for the copy (READ_FOR_COPY) so that no VM
- * is let at it and nothing changes its chain until the copy has read it; a snapshot never
- * changes and is only checked. Returns the image as claimed. Refused: a disk prepared for a VM
- * (IMAGE_IN_USE), one another running operation works on (IMAGE_BUSY), a broken image.
+ * A copy reads an image: it joins the image's readers (many copies read one image at once), so
+ * that while it reads no VM is let at a virtual disk and nothing changes its chain, and the
+ * image's volumes stay even if it is removed meanwhile. Returns the image as claimed. Refused:
+ * a disk prepared for a VM (IMAGE_IN_USE), one another running operation works on
+ * (IMAGE_BUSY), a broken image.
  */
 export async function claimForCopy(repo: Repository, imageId: string, actor: Actor, operations: OperationRegistry): Promise<ImageRecord> {
   return updateImage(repo, imageId, async (img) => {
+    // A copy that began reading goes on even if the image is removed meanwhile: its volumes stay for it.
+    if (actor.operationId in img.readers) return undefined;
+    // An optimize copies its own image, which its fix claims already.
     if (img.operation?.id === actor.operationId && !img.removed) return undefined;
     await assertCopyable(img, actor.operationId, operations);
-    return img.kind === 'snapshot' ? undefined : { ...img, operation: claimFor(actor.operationId, READ_FOR_COPY) };
+    return { ...img, readers: { ...img.readers, [actor.operationId]: now() } };
   });
 }
 
@@ -179,13 +194,27 @@ export async function assertCopyable(image: ImageRecord, operationId: string, op
   if (image.kind === 'virtual-disk') await refuseWhileBusy(image, operationId, operations, 'a copy of it');
 }
 
-/** The copy has read the disk: its claim is released (any other claim of the operation stays). */
+/**
+ * A copy's source as it is once read (null: gone): still the copy's to use, unless it was
+ * removed meanwhile; a removed snapshot stays for the copies that were reading it.
+ */
+export function copySourceAfter(image: ImageRecord | null, imageId: string, operationId: string): ImageRecord {
+  if (!image || (image.removed && !(operationId in image.readers))) {
+    throw new DiskflowError('IMAGE_NOT_FOUND', `the copy's source ${imageId} was removed`);
+  }
+  return image;
+}
+
+/** The copy has read the image: it leaves its readers (any claim of the operation stays). */
 export async function releaseCopySource(repo: Repository, imageId: string, operationId: string): Promise<void> {
-  await updateImage(repo, imageId, (img) => (img.operation?.id === operationId && img.operation.type === READ_FOR_COPY ? { ...img, operation: null } : undefined)).catch(
-    (error: unknown) => {
-      if (!(error instanceof DiskflowError && error.code === 'IMAGE_NOT_FOUND')) throw error;
-    },
-  );
+  await updateImage(repo, imageId, (img) => {
+    if (!(operationId in img.readers)) return undefined;
+    const readers = { ...img.readers };
+    delete readers[operationId];
+    return { ...img, readers };
+  }).catch((error: unknown) => {
+    if (!(error instanceof DiskflowError && error.code === 'IMAGE_NOT_FOUND')) throw error;
+  });
 }
 
 /** A claim held by another operation that still runs: the caller may wait for it (mend does). */
@@ -257,7 +286,7 @@ export async function claimForFix(
     if (img.operation?.id === actor.operationId) return undefined;
     if (img.removed) throw stale(`image ${imageId} was removed`);
     if (img.generation !== fix.generation) throw stale(`image ${imageId} changed since the check`);
-    await refuseWhileBusy(img, actor.operationId, operations, `the ${fix.type} fix`);
+    await refuseWhileBusy(img, actor.operationId, operations, `the ${fix.type} fix`, fix.type !== 'mend');
     if (fix.type !== 'mend') refuseWhilePrepared(img, fix.type === 'merge' ? 'merging its volumes' : 'optimizing it (which replaces its volumes)');
     const claimed = { ...img, operation: claimFor(actor.operationId, `fix:${fix.type}`) };
     if (fix.type === 'optimize' && !img.optimizing && fix.optimizeInto) claimed.optimizing = fix.optimizeInto(img);
@@ -322,7 +351,7 @@ export async function prepareOnHost(
   return updateImage(repo, imageId, async (img) => {
     refuseRemoved(img);
     await refuseBroken(img, operations, 'preparing it for a VM');
-    await refuseWhileBusy(img, null, operations, 'preparing it for a VM');
+    await refuseWhileBusy(img, null, operations, 'preparing it for a VM', img.kind === 'virtual-disk');
     await makeRoom(img);
     const writable = img.kind === 'virtual-disk';
     return { ...img, prepared: { ...img.prepared, [hostId]: now() }, contentEpoch: writable ? img.contentEpoch + 1 : img.contentEpoch };
@@ -390,7 +419,7 @@ export async function freezeForSnapshot(
       return undefined;
     }
     refuseWhilePrepared(d, 'a snapshot of it');
-    await refuseWhileBusy(d, actor.operationId, operations, 'a snapshot of it');
+    await refuseWhileBusy(d, actor.operationId, operations, 'a snapshot of it', true);
     if (d.status === 'broken' || d.optimizing) {
       throw new DiskflowError('IMAGE_BUSY', `virtual disk ${diskId} has work in progress (${d.pending?.step ?? 'optimize'}); fix it first`);
     }
@@ -478,6 +507,23 @@ export async function markRemoved(repo: Repository, imageId: string, operationId
     return { ...img, removed: { at: now(), operationId }, operation: null };
   });
   return { interrupted };
+}
+
+/**
+ * Before a removed image's volumes are reclaimed: readers whose operation no longer runs are
+ * dropped. IMAGE_BUSY, retryable, while copies still read it: the clean waits for them.
+ */
+export async function requireUnread(repo: Repository, imageId: string, operations: OperationRegistry): Promise<void> {
+  const image = await updateImage(repo, imageId, async (img) => {
+    const stale: string[] = [];
+    for (const reader of Object.keys(img.readers)) if (!(await operations.isRunning(reader))) stale.push(reader);
+    if (!stale.length) return undefined;
+    return { ...img, readers: Object.fromEntries(Object.entries(img.readers).filter(([id]) => !stale.includes(id))) };
+  });
+  const readers = Object.keys(image.readers);
+  if (readers.length) {
+    throw new DiskflowError('IMAGE_BUSY', `removed image ${imageId} is still being copied by ${readers.join(', ')}; its volumes are reclaimed once they are done`, true);
+  }
 }
 
 /** clean's last step for a removed image: its record goes (its volumes were reclaimed, or are needed by others). */

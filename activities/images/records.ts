@@ -99,7 +99,7 @@ export type PendingWork = z.infer<typeof PendingWork>;
 export const OperationClaim = z.object({
   /** Workflow id of the operation working on the image. */
   id: z.string(),
-  /** What it does: an operation type (`copyImage`, `fix:merge`, ...), or `read:copy` for a copy reading a virtual disk. */
+  /** What it does: an operation type (`copyImage`, `fix:merge`, ...). */
   type: z.string(),
   startedAt: z.string(),
 });
@@ -138,6 +138,12 @@ export const ImageRecord = z.looseObject({
   /** Removal mark: the image is gone for users; a clean fix reclaims its volumes. */
   removed: z.object({ at: z.string(), operationId: z.string() }).nullable(),
   operation: OperationClaim.nullable(),
+  /**
+   * Operations (workflow ids) copying this image, with since when: many copies read one image at
+   * once; while any of them reads, no VM is let at it, nothing changes its chain, and its volumes
+   * stay even once it is removed.
+   */
+  readers: z.record(z.string(), z.string()).default({}),
   /** Hosts that prepared the image for a VM, with when. */
   prepared: z.record(HostId, z.string()),
   hostId: HostId.nullable(),

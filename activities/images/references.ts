@@ -25,6 +25,12 @@ export function referencedRoots(image: ImageRecord): { chains: string[]; volumes
   return { chains, volumes: image.optimizing ? [image.optimizing.volumeId] : [] };
 }
 
+/**
+ * Whether an image's record holds its volumes: it is not removed, or copies still read it (a
+ * removed snapshot keeps its volumes, unchanged, until they are done).
+ */
+export const holdsVolumes = (image: ImageRecord): boolean => !image.removed || Object.keys(image.readers).length > 0;
+
 /** Every volume an image needs. */
 export async function volumesNeededBy(repo: Repository, image: ImageRecord): Promise<Set<string>> {
   const { chains, volumes } = referencedRoots(image);
@@ -36,11 +42,11 @@ export async function volumesNeededBy(repo: Repository, image: ImageRecord): Pro
   return needed;
 }
 
-/** Volumes some image that is not removed still needs. Read under the chains lock to act on it. */
+/** Volumes some image still holds (holdsVolumes). Read under the chains lock to act on it. */
 export async function liveVolumeIds(repo: Repository): Promise<Set<string>> {
   const live = new Set<string>();
   for (const image of await listImageRecords(repo)) {
-    if (image.removed) continue;
+    if (!holdsVolumes(image)) continue;
     for (const volumeId of await volumesNeededBy(repo, image)) live.add(volumeId);
   }
   return live;

@@ -14,7 +14,7 @@ import type { FixPlan } from '../fixes/plans';
 import { newCopyJob } from '../images/copy-job';
 import { listImageRecords, readImage } from '../images/image-store';
 import { claimForFix } from '../images/lifecycle';
-import { liveVolumeIds, volumesNeededBy } from '../images/references';
+import { holdsVolumes, liveVolumeIds, volumesNeededBy } from '../images/references';
 import type { Repository } from '../repository/repository';
 import type { Operation } from './operation';
 
@@ -72,7 +72,7 @@ async function accept({ operations, hostId }: ActivityDeps, repo: Repository, pl
 /** A merge rewrites `volumes`: no image but the one it merges may need either of them. */
 async function requireMergeable(repo: Repository, imageId: string, volumes: string[]): Promise<void> {
   for (const other of await listImageRecords(repo)) {
-    if (other.removed || other.imageId === imageId) continue;
+    if (!holdsVolumes(other) || other.imageId === imageId) continue;
     const needed = await volumesNeededBy(repo, other);
     const shared = volumes.find((id) => needed.has(id));
     if (shared) throw stale(`volume ${shared} is needed by image ${other.imageId} too`);

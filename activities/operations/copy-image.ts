@@ -4,9 +4,9 @@
  * already holds it gets nothing copied. With a base (a snapshot in the target repository) the
  * new image is an overlay of it holding only what differs (an incremental copy).
  *
- * A virtual disk being copied is claimed for the copy (READ_FOR_COPY) from the moment the call
- * is accepted when the copy runs at once, so that no VM is let at it meanwhile; a disk prepared
- * for a VM is refused (IMAGE_IN_USE).
+ * The copy joins its source's readers from the moment the call is accepted when the copy runs at
+ * once (lifecycle.claimForCopy), so that no VM is let at a disk meanwhile and the source's
+ * volumes stay; a disk prepared for a VM is refused (IMAGE_IN_USE).
  */
 import { randomUUID } from 'node:crypto';
 import { DiskflowError } from '../../api/errors';

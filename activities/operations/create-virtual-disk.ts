@@ -59,7 +59,9 @@ export const createVirtualDisk: Operation<CreateVirtualDiskRequest, PersistVirtu
     const located = await locateImage(connections, baseSnapshotId, lookup, targetRepoId);
     if (located.image.kind !== 'snapshot') throw new DiskflowError('NOT_A_SNAPSHOT', `image ${baseSnapshotId} is a virtual disk, not a snapshot`);
     const local = located.repo.header.uuid === target.header.uuid;
-    const copyFrom = local ? null : await sourceFacts(located.repo, located.image, { operationId: request.operationId, hostId }, operations, { claim: false });
+    // A base copied in from another repository is read by this operation's mend at once: from
+    // now on that snapshot's volumes stay there for it, even if it is removed meanwhile.
+    const copyFrom = local ? null : await sourceFacts(located.repo, located.image, { operationId: request.operationId, hostId }, operations, { claim: request.autoFix });
     return { ...rest, hostId, base: { snapshotId: baseSnapshotId, copyFrom } };
   },
 
