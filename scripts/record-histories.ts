@@ -143,6 +143,52 @@ const scenarios: Scenario[] = [
       await c.copyImage(repo, disk, disk).catch(() => undefined);
     },
   ],
+  [
+    // Optimize and merge leave their old volumes to a clean step on the object manager.
+    'fix-then-clean-left-behind',
+    async (c, { repo }) => {
+      const disk = await c.createVirtualDisk(repo, 1 << 20);
+      await waitUsable(c, repo, disk);
+      const snapshot = await c.createSnapshot(repo, disk);
+      const fast = await c.createVirtualDisk(repo, 1 << 20, snapshot, {}, { strategy: 'performance' });
+      await waitUsable(c, repo, fast);
+      await waitUsable(c, repo, disk);
+      await c.removeImage(repo, snapshot);
+      for (const fix of (await c.checkStorageRepository(repo)).filter((f) => f.type === 'optimize')) {
+        await c.waitForOperation((await c.fixStorageRepository(repo, fix)).operationId).catch(() => undefined);
+      }
+      for (const fix of (await c.checkStorageRepository(repo)).filter((f) => f.type === 'merge')) {
+        await c.waitForOperation((await c.fixStorageRepository(repo, fix)).operationId).catch(() => undefined);
+      }
+    },
+  ],
+  [
+    // A disk prepared for a VM: snapshot, copy and removal are refused; a fenced host's mark is released by the engine.
+    'in-use-refused-then-fenced-teardown',
+    async (c, { repo }) => {
+      const disk = await c.createVirtualDisk(repo, 1 << 20);
+      await waitUsable(c, repo, disk);
+      await c.prepareImage(repo, disk);
+      await c.createSnapshot(repo, disk).catch(() => undefined);
+      await c.copyImage(repo, disk).catch(() => undefined);
+      await c.teardownImage(repo, disk, { fencedHostId: HOST });
+      await c.teardownImage(repo, disk);
+    },
+  ],
+  [
+    // Two disks at once on a snapshot of another repository: the second waits for the first's copy of it.
+    'disks-on-a-snapshot-being-copied-in',
+    async (c, { repo, scratch }) => {
+      const other = mkdtempSync(join(scratch, 'repo-'));
+      await c.initStorageRepository('localfs-1.0', { path: other });
+      await c.connectStorageRepository('rec-other', 'localfs-1.0', { path: other });
+      const disk = await c.createVirtualDisk('rec-other', 1 << 20);
+      await waitUsable(c, 'rec-other', disk);
+      const snapshot = await c.createSnapshot('rec-other', disk);
+      const made = await Promise.all([c.createVirtualDisk(repo, 1 << 20, snapshot), c.createVirtualDisk(repo, 1 << 20, snapshot)]);
+      for (const id of made) await waitUsable(c, repo, id);
+    },
+  ],
   ['disconnect-ok', (c, { repo }) => c.disconnectStorageRepository(repo)],
 ];
 
