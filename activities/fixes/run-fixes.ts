@@ -8,10 +8,11 @@ import { Context } from '@temporalio/activity';
 import { DiskflowError } from '../../api/errors';
 import type { ActivityDeps, ImageStep } from '../deps';
 import { failpoint } from '../failpoints';
-import { runCopyJob } from '../images/copy-job';
+import { roomForData, runCopyJob } from '../images/copy-job';
 import { readChain, requireImage } from '../images/image-store';
 import { assertClaimedBy, foldTopInto, relinkVolume, releaseClaim, switchToOptimized } from '../images/lifecycle';
 import { ProgressReporter } from '../images/progress';
+import { topDataBytes } from '../qemu/convert';
 import * as qemuImg from '../qemu/qemu-img';
 
 /** What a fix step left that may be garbage now: the clean step after it removes what no image needs. */
@@ -64,6 +65,14 @@ export function createFixActivities(deps: ActivityDeps) {
           if (volume.volumeId === input.upper) path = p;
         }
         const lowerPath = await repo.activate(chain[at + 1].volumeId, chain[at + 1].format);
+        // Block storage: the lower volume grows to hold what the upper one brings, before the commit writes it.
+        if (chain[at + 1].format === 'qcow2') {
+          const [upperData, lowerData] = await Promise.all([
+            topDataBytes({ path, format: chain[at].format, directIo: false }, signal),
+            topDataBytes({ path: lowerPath, format: 'qcow2', directIo: false }, signal),
+          ]);
+          await repo.ensureCapacity(input.lower, roomForData(upperData + lowerData, image.size));
+        }
         await qemuImg.commit(path, { base: lowerPath, directIo: repo.directIo, signal, onProgress: (f) => progress.report(100 * f) });
         failpoint('merge.committed');
         await progress.enter({ current: 2, total: 2 });

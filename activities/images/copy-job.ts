@@ -40,6 +40,12 @@ import type { SourceFacts } from './source-facts';
 
 export type CopyOutcome = 'done' | 'removed';
 
+/**
+ * What a qcow2 volume of a `virtualSize`-byte disk needs to hold `dataBytes` of data, with its
+ * metadata (block storage grows a volume to this before a writer needs it).
+ */
+export const roomForData = (dataBytes: number, virtualSize: number): number => Math.min(Math.ceil(dataBytes * 1.05) + 16 * MiB, virtualSize + 64 * MiB);
+
 /** A copy has two stages: the data, then a check of the volume made. */
 export const COPY_STAGES = 2;
 
@@ -180,8 +186,7 @@ async function copyAsAttempt(
         const [range] = planRanges(rest, image.size, chunk);
         if (!range) break;
         const before = current.doneBytes;
-        const needed = volume.format === 'raw' ? image.size : Math.ceil((before + range.dataBytes) * 1.05) + 16 * MiB;
-        await repo.ensureCapacity(volume.volumeId, Math.min(needed, image.size + 64 * MiB));
+        await repo.ensureCapacity(volume.volumeId, volume.format === 'raw' ? image.size : roomForData(before + range.dataBytes, image.size));
         const started = Date.now();
         await copyRange(from, to, range, {
           targetIsZero,

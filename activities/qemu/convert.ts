@@ -37,6 +37,8 @@ interface MapEntry {
   length: number;
   zero: boolean;
   data: boolean;
+  /** 0 where the top image of the chain holds the extent itself. */
+  depth: number;
 }
 
 /** The extents of the image's content that are not known to read as zeros. */
@@ -44,6 +46,12 @@ export async function dataExtents(source: Endpoint, signal?: AbortSignal): Promi
   const { stdout } = await run('qemu-img', ['map', '--output=json', '-U', '-f', source.format, source.path], { signal });
   const entries = JSON.parse(stdout) as MapEntry[];
   return entries.filter((e) => !e.zero).map((e) => ({ start: e.start, length: e.length }));
+}
+
+/** Bytes of data the top image of `source`'s chain holds itself (what a commit of it writes below). */
+export async function topDataBytes(source: Endpoint, signal?: AbortSignal): Promise<number> {
+  const { stdout } = await run('qemu-img', ['map', '--output=json', '-U', '-f', source.format, source.path], { signal });
+  return (JSON.parse(stdout) as MapEntry[]).filter((e) => e.depth === 0 && e.data).reduce((sum, e) => sum + e.length, 0);
 }
 
 /**

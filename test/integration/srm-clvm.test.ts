@@ -6,14 +6,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lvm } from '../../activities/volumes/lvm';
 import type { StorageClient } from '../../client/storage-client';
 import { diskflow, diskflowJson } from '../harness/cli';
-import { Model, sameContent, writeImage } from '../harness/content';
+import { chainOf, Model, sameContent, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
 import { createLun, loopsOver, Lun, removeLun } from '../harness/lun';
 import { localRepository, removeTempDirs } from '../harness/repositories';
@@ -213,6 +213,46 @@ describe('clvm-1.0 with an elected SRM', () => {
     await clients.h2.waitForOperation((await clients.h2.fixStorageRepository('shared', clean!)).operationId);
     expect((await lvs()).length).toBe(lvsBefore - 1);
   }, 90_000);
+
+  it('optimize and merge sent to hosts that are not the SRM move the data there; what they replace is removed by a clean on the SRM', async () => {
+    const c = clients.h1;
+    const writes = [{ pattern: 0x51, offset: 0, length: 3 * MiB }];
+    const model = Model.blank(SIZE).write(...writes);
+    // A raw base (its LV whole from the start): without device-mapper a thin LV grows only into
+    // the extents right after it, which the overlays made on it take.
+    const disk = await c.createVirtualDisk('shared', SIZE, null, {}, { strategy: 'performance' });
+    await usable(c, 'shared', disk);
+    await writeImage(c, 'shared', disk, ...writes);
+    const snapshot = await c.createSnapshot('shared', disk);
+    await usable(c, 'shared', disk);
+    await writeImage(c, 'shared', disk, { pattern: 0x52, offset: 4 * MiB, length: MiB });
+    const diskModel = model.fork().write({ pattern: 0x52, offset: 4 * MiB, length: MiB });
+    const fast = await c.createVirtualDisk('shared', SIZE, snapshot, {}, { strategy: 'performance' });
+    await usable(c, 'shared', fast);
+    await c.removeImage('shared', snapshot);
+
+    const fixOf = async (imageId: string, type: string) =>
+      eventually(async () => (await c.checkStorageRepository('shared')).find((f) => f.type === type && f.imageIds.includes(imageId)), (f) => f !== undefined);
+    const volumesOf = async (imageId: string) => (await chainOf(c, 'shared', imageId)).map((v) => basename(v.filename));
+    const optimizeOp = (await c.fixStorageRepository('shared', (await fixOf(fast, 'optimize'))!, { hostId: 'srm-h2' })).operationId;
+    await c.waitForOperation(optimizeOp);
+    expect(await c.getImageStatus('shared', fast)).toMatchObject({ status: 'optimized', hostId: 'srm-h2' });
+    const [top] = await volumesOf(disk);
+    const mergeOp = (await c.fixStorageRepository('shared', (await fixOf(disk, 'merge'))!, { hostId: 'srm-h3' })).operationId;
+    await c.waitForOperation(mergeOp);
+    expect((await volumesOf(disk)).includes(top)).toBe(false);
+    expect((await lvs()).map((lv) => lv.name)).not.toContain(top);
+
+    for (const [operationId, dataStep, host] of [[optimizeOp, 'optimizeImage', 'srm-h2'], [mergeOp, 'mergeVolumes', 'srm-h3']]) {
+      const steps = await stepsOf(c, operationId);
+      expect(steps.filter((s) => s.activity === dataStep).map((s) => s.host)).toEqual([host]);
+      expect(steps.filter((s) => s.activity === 'cleanOrphans').map((s) => s.host)).toEqual(['srm-h1']);
+    }
+    expect(await sameContent(c, 'shared', fast, model)).toBe(true);
+    expect(await sameContent(c, 'shared', disk, diskModel)).toBe(true);
+    await c.removeImage('shared', fast);
+    await c.removeImage('shared', disk);
+  }, 120_000);
 
   it('a thin qcow2 LV grows by lvextend as a copy fills it', async () => {
     const c = clients.h1;
