@@ -4,23 +4,15 @@
  * the images made before.
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { diskflowJson } from '../harness/cli';
 import { DISKFLOW_BIN } from '../harness/hosts';
+import { scrape } from '../harness/metrics';
+import { freePort } from '../harness/ports';
 import { removeTempDirs, tempDir } from '../harness/repositories';
 import { eventually } from '../harness/wait';
 
 const running = new Set<ChildProcess>();
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface Dev {
   child: ChildProcess;
@@ -61,16 +53,32 @@ describe('diskflow dev', () => {
     async () => {
       const port = await freePort();
       const uiPort = await freePort();
-      const env = { DISKFLOW_HOME: tempDir('dev-home'), DISKFLOW_DEV_PORT: String(port), DISKFLOW_UI_PORT: String(uiPort), DISKFLOW_HOST_ID: 'dev-host' };
+      const metricsAddress = `127.0.0.1:${await freePort()}`;
+      const env = {
+        DISKFLOW_HOME: tempDir('dev-home'),
+        DISKFLOW_DEV_PORT: String(port),
+        DISKFLOW_UI_PORT: String(uiPort),
+        DISKFLOW_METRICS_ADDRESS: metricsAddress,
+        DISKFLOW_HOST_ID: 'dev-host',
+      };
       const cli = { ...env, TEMPORAL_ADDRESS: `127.0.0.1:${port}` };
 
       const first = await startDev(env);
       expect(first.output()).toContain(`Temporal UI   http://localhost:${uiPort}`);
       expect(first.output()).toContain('repository    default (localfs-1.0');
       expect(first.output()).toContain('npx diskflow disk create default 1G');
+      expect(first.output()).toContain(`metrics       http://${metricsAddress}/metrics`);
 
       const imageId = await diskflowJson<string>(['disk', 'create', 'default', '1G'], cli);
       await eventually(() => diskflowJson<{ status: string }>(['image', 'status', 'default', imageId], cli), (s) => s.status === 'optimized');
+
+      // The worker's metrics: the SDK's and diskflow's, the create counted once it is done.
+      const metrics = await eventually(
+        () => scrape(`http://${metricsAddress}/metrics`),
+        (m) => m.sum('diskflow_operations_total', { operation_type: 'createVirtualDisk', outcome: 'completed', repository: 'default' }) === 1,
+      );
+      expect(metrics.select('temporal_worker_task_slots_available', { host: 'dev-host' }).length).toBeGreaterThan(0);
+      expect(metrics.sum('diskflow_images', { repository: 'default', status: 'optimized' })).toBe(1);
 
       const page = await fetch(`http://localhost:${uiPort}/`);
       expect(page.status).toBe(200);
