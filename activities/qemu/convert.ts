@@ -48,6 +48,8 @@ export async function dataExtents(source: Endpoint, signal?: AbortSignal): Promi
 
 /** Groups extents into ascending ranges of about `chunkBytes` of data each. */
 export function planRanges(extents: Extent[], virtualSize: number, chunkBytes: number): CopyRange[] {
+  // A chunk sized from a measured pace is any number: ranges still start and end on ALIGN.
+  const chunk = Math.max(ALIGN, Math.floor(chunkBytes / ALIGN) * ALIGN);
   const aligned = extents
     .map((e) => ({ start: Math.floor(e.start / ALIGN) * ALIGN, end: Math.min(virtualSize, Math.ceil((e.start + e.length) / ALIGN) * ALIGN) }))
     .sort((a, b) => a.start - b.start);
@@ -62,11 +64,11 @@ export function planRanges(extents: Extent[], virtualSize: number, chunkBytes: n
   for (const extent of merged) {
     for (let start = extent.start; start < extent.end; ) {
       if (!current) current = { start, end: start, dataBytes: 0 };
-      const take = Math.min(extent.end - start, chunkBytes - current.dataBytes);
+      const take = Math.min(extent.end - start, chunk - current.dataBytes);
       current.end = start + take;
       current.dataBytes += take;
       start += take;
-      if (current.dataBytes >= chunkBytes) {
+      if (current.dataBytes >= chunk) {
         ranges.push(current);
         current = undefined;
       }

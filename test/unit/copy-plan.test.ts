@@ -32,6 +32,17 @@ describe('planning a resumable copy', () => {
     ]);
   });
 
+  it('a chunk sized from a measured pace (any number of bytes) still gives whole ranges on 1 MiB bounds', () => {
+    // 4.2 MiB/s for 10 s: a chunk of 44040192.5 bytes, as a slow or rate-limited host measures.
+    const ranges = planRanges([{ start: 0, length: 100 * MiB }], 100 * MiB, 4.2 * MiB * 10 + 0.5);
+    expect(ranges.length).toBe(3);
+    for (const r of ranges) {
+      expect(Number.isInteger(r.start / MiB) && Number.isInteger(r.end / MiB), JSON.stringify(r)).toBe(true);
+      expect(r.dataBytes).toBe(r.end - r.start);
+    }
+    expect(ranges.map((r) => r.dataBytes)).toEqual([42 * MiB, 42 * MiB, 16 * MiB]);
+  });
+
   it('an image with no data needs no range at all', () => {
     expect(planRanges([], 2 ** 40, 2 ** 30)).toEqual([]);
   });
