@@ -3,39 +3,14 @@
  * this host's worker, the default repository; Ctrl-C stops everything; the next start finds
  * the images made before.
  */
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { diskflowJson } from '../harness/cli';
-import { DISKFLOW_BIN } from '../harness/hosts';
+import { interrupt, startDev, stopAllDevs } from '../harness/dev';
 import { scrape } from '../harness/metrics';
 import { freePort } from '../harness/ports';
 import { removeTempDirs, tempDir } from '../harness/repositories';
 import { eventually } from '../harness/wait';
-
-const running = new Set<ChildProcess>();
-
-interface Dev {
-  child: ChildProcess;
-  output: () => string;
-}
-
-async function startDev(env: Record<string, string>): Promise<Dev> {
-  const child = spawn(process.execPath, [DISKFLOW_BIN, 'dev'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
-  child.on('exit', () => running.delete(child));
-  let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
-  await eventually(async () => output, (o) => o.includes('Ctrl-C stops everything') || child.exitCode !== null, 90_000);
-  if (child.exitCode !== null) throw new Error(`diskflow dev exited: ${output}`);
-  return { child, output: () => output };
-}
-
-async function interrupt(dev: Dev): Promise<number | null> {
-  const exited = new Promise<number | null>((resolve) => dev.child.once('exit', (code) => resolve(code)));
-  dev.child.kill('SIGINT');
-  return exited;
-}
 
 function temporalServersOn(port: number): number {
   const out = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
@@ -43,7 +18,7 @@ function temporalServersOn(port: number): number {
 }
 
 afterAll(async () => {
-  for (const child of running) child.kill('SIGKILL');
+  await stopAllDevs();
   removeTempDirs();
 });
 
