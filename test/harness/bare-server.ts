@@ -20,7 +20,7 @@ export async function startBareServer(dynamicConfig: string[] = []): Promise<Bar
       ip: '127.0.0.1',
       extraArgs: dynamicConfig.flatMap((value) => ['--dynamic-config-value', value]),
       // Its probes are refused on purpose: keep the server's own complaints out of the test output.
-      log: { format: 'json', level: 'fatal' },
+      log: { format: 'json', level: 'never' },
     },
   });
   return { address: env.address, stop: () => env.teardown() };

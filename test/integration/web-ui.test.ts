@@ -41,8 +41,9 @@ beforeAll(async () => {
     DISKFLOW_UI_PORT: String(uiPort),
     DISKFLOW_METRICS_ADDRESS: 'off',
     DISKFLOW_HOST_ID: HOST,
-    // A copy of 96 MiB lasts about 16 s: long enough to find and cancel it by hand.
-    DISKFLOW_COPY_RATE_LIMIT: '6M',
+    // A copy of 96 MiB lasts about 30 s: long enough to find and cancel it by hand, even on a
+    // busy machine where the UI takes seconds to answer.
+    DISKFLOW_COPY_RATE_LIMIT: '3M',
     DISKFLOW_COPY_CHUNK: '8M',
     DISKFLOW_PROGRESS_INTERVAL_MS: '300',
   };
