@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { TLSConfig } from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
+import { msToNumber } from '@temporalio/common/lib/time';
 
 export const DEFAULT_ADDRESS = 'localhost:7233';
 export const DEFAULT_UI_PORT = 8233;
@@ -46,4 +48,22 @@ export function defaultHostId(env: NodeJS.ProcessEnv = process.env): string {
 /** Where this host keeps its state (connections, dev server database, logs). */
 export function diskflowHome(env: NodeJS.ProcessEnv = process.env): string {
   return resolve(env.DISKFLOW_HOME || '.diskflow');
+}
+
+/**
+ * DISKFLOW_STALL_AFTER: how long an operation may make no progress before it counts as stalled
+ * (a duration: `10m`, `90s`, or milliseconds; default 10 minutes). The worker's metrics and
+ * `diskflow repo check` use the same value.
+ */
+export function stallAfterMs(env: NodeJS.ProcessEnv = process.env): number {
+  const value = env.DISKFLOW_STALL_AFTER;
+  if (!value) return 10 * 60_000;
+  let ms: number;
+  try {
+    ms = msToNumber(value as Duration);
+  } catch {
+    ms = NaN;
+  }
+  if (!Number.isFinite(ms) || ms <= 0) throw new Error(`DISKFLOW_STALL_AFTER=${value} is not a duration (say 10m, 90s, or milliseconds)`);
+  return ms;
 }

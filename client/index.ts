@@ -5,3 +5,4 @@ export { DiskflowError, ERROR_CODES } from '../api/errors';
 export type { ErrorCode } from '../api/errors';
 export type { ImageStatus, Fix, PreparedImage, RepositoryConstraints } from '../api/image-status';
 export type { RepoFormat } from '../api/formats';
+export type { StalledOperation } from './stalled-operations';

@@ -41,7 +41,9 @@ import {
 import { HostOption } from '../api/options';
 import { WORKFLOW_TASK_QUEUE } from '../api/task-queues';
 import { parseInput } from '../api/validation';
-import { defaultHostId, temporalSettings } from './config';
+import { RepoId } from '../api/values';
+import { defaultHostId, stallAfterMs, temporalSettings } from './config';
+import { findStalledOperations, StalledOperation } from './stalled-operations';
 import { OperationProgress, PROGRESS_QUERY } from '../api/progress';
 
 /** PendingActivityState SCHEDULED: no worker has the attempt yet. */
@@ -190,7 +192,20 @@ export class StorageClient {
     return this.operate('fixStorageRepository', input, key, 'ALLOW_DUPLICATE_FAILED_ONLY');
   }
 
-  /** Waits for an operation (a workflow id, e.g. a fix's operationId) to end; fails with its code. */
+  /**
+   * Running operations on the repository that made no progress for `afterMs` (default
+   * DISKFLOW_STALL_AFTER, 10 minutes): steps that stopped moving, and steps no host has taken.
+   */
+  async stalledOperations(repositoryId: string, options: { afterMs?: number } = {}): Promise<StalledOperation[]> {
+    const repoId = parseInput(RepoId, repositoryId, 'repositoryId');
+    try {
+      await this.ensureConnected();
+      return await findStalledOperations(this.temporal, repoId, options.afterMs ?? stallAfterMs());
+    } catch (error) {
+      throw this.failure(error);
+    }
+  }
+
   /**
    * Live progress of a running operation: its `progress` query, plus what a retried step waits
    * for (the host that ran it died and no other has taken it yet), which only the server knows.
@@ -204,6 +219,7 @@ export class StorageClient {
     return retrying ? { ...progress, waitingFor: `${progress.runsOn}, attempt ${retrying.attempt}` } : progress;
   }
 
+  /** Waits for an operation (a workflow id, e.g. a fix's operationId) to end; fails with its code. */
   async waitForOperation(operationId: string): Promise<void> {
     try {
       await this.ensureConnected();

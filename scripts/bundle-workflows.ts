@@ -10,6 +10,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 async function main(): Promise<void> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
+    workflowInterceptorModules: [require.resolve('../workflows/operation-metrics')],
     logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} },
     // A line-only source map without the sources: the SDK needs one inline, but the full one is
     // two thirds of the bundle, held by every worker's workflow isolate (~25 MiB resident).

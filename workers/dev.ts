@@ -10,6 +10,7 @@ import { readHeader } from '../activities/repository/file-repository';
 import { StorageClient } from '../client/storage-client';
 import { HostWorker } from './host-worker';
 import { createLogger, installTemporalLogging } from './logger';
+import { DEV_METRICS_ADDRESS, metricsSettings } from './metrics/settings';
 import { onStopSignal } from './signals';
 import { startDevServer } from './temporal-server';
 
@@ -42,22 +43,24 @@ async function ensureDefaultRepository(client: StorageClient, worker: HostWorker
 
 export async function runDev(options: DevOptions): Promise<void> {
   const { home, hostId, port, uiPort } = options;
-  for (const p of [port, uiPort]) {
+  // Metrics are on in dev (DISKFLOW_METRICS_ADDRESS=off turns them off).
+  const metrics = await metricsSettings(process.env, DEV_METRICS_ADDRESS);
+  for (const p of [port, uiPort, ...(metrics ? [metrics.port] : [])]) {
     if (!(await portFree(p))) {
-      throw new Error(`port ${p} is in use: is another \`diskflow dev\` running? (DISKFLOW_DEV_PORT and DISKFLOW_UI_PORT choose others)`);
+      throw new Error(`port ${p} is in use: is another \`diskflow dev\` running? (DISKFLOW_DEV_PORT, DISKFLOW_UI_PORT and DISKFLOW_METRICS_ADDRESS choose others)`);
     }
   }
   await mkdir(home, { recursive: true });
   const logFile = join(home, 'logs', 'diskflow.log');
   const logger = createLogger({ destination: logFile, base: { hostId } });
-  installTemporalLogging(logger);
+  installTemporalLogging(logger, metrics ? { bindAddress: metrics.sdkBindAddress, hostId } : undefined);
 
   process.stdout.write('starting the Temporal dev server...\n');
   const server = await startDevServer({ port, uiPort, dbFilename: join(home, 'temporal.db') });
   let worker: HostWorker | undefined;
   let client: StorageClient | undefined;
   try {
-    worker = await HostWorker.start({ hostId, home, temporal: { address: server.address, namespace: 'default' }, logger });
+    worker = await HostWorker.start({ hostId, home, temporal: { address: server.address, namespace: 'default' }, logger, metrics });
     client = await StorageClient.connect({ address: server.address, hostId });
     const repoPath = await ensureDefaultRepository(client, worker, home);
     const images = await client.listImages(DEFAULT_REPOSITORY);
@@ -70,6 +73,7 @@ export async function runDev(options: DevOptions): Promise<void> {
         'diskflow is running',
         `  Temporal UI   http://localhost:${uiPort}`,
         `  Temporal      ${server.address} (${server.cli.source}${server.cli.path ? `: ${server.cli.path}` : ''})`,
+        `  metrics       ${worker.metrics ? worker.metrics.url : 'off (DISKFLOW_METRICS_ADDRESS=off)'}`,
         `  host          ${hostId}, state in ${home}`,
         `  repository    ${DEFAULT_REPOSITORY} (localfs-1.0 at ${repoPath}), ${images.length} image${images.length === 1 ? '' : 's'}`,
         `  logs          ${logFile}`,

@@ -24,17 +24,23 @@ import { lockHome } from './home-lock';
 import { loadFixKey } from './fix-key';
 import { hostSettings, maxConcurrentSteps } from './settings';
 import { installTemporalLogging, Logger } from './logger';
+import type { MetricsSettings } from './metrics/settings';
+import { droppedOperationSinks, WorkerMetrics } from './metrics/worker-metrics';
 
 export interface HostWorkerOptions {
   hostId: string;
   home: string;
   temporal: TemporalSettings;
   logger: Logger;
+  /** Serve Prometheus metrics (workers/metrics/); the SDK's runtime must have been installed with them. */
+  metrics?: MetricsSettings | null;
 }
 
 /** Prebuilt by `npm run build` (scripts/bundle-workflows.ts); bundled at start-up when absent. */
 const WORKFLOW_BUNDLE = join(__dirname, '..', 'workflow-bundle.js');
 const WORKFLOWS_PATH = require.resolve('../workflows');
+/** How each operation ended, for the metrics (in the prebuilt bundle too: scripts/bundle-workflows.ts). */
+export const WORKFLOW_INTERCEPTOR_MODULES = [require.resolve('../workflows/operation-metrics')];
 
 class TemporalOperations implements OperationRegistry {
   constructor(private readonly client: Client) {}
@@ -65,6 +71,7 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
     private readonly clientConnection: Connection,
     private readonly unlock: () => Promise<void>,
     settings: HostSettings,
+    readonly metrics: WorkerMetrics | null,
   ) {
     const { hostId, home, temporal, logger } = options;
     const log = (message: string, fields?: Record<string, unknown>) => logger.info({ hostId, ...fields }, message);
@@ -73,7 +80,8 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
     const client = new Client({ connection: clientConnection, namespace: temporal.namespace });
     this.activityOptions = {
       activities: createActivities({ hostId, connections: this.connections, operations: new TemporalOperations(client), settings, srm: this.srm }),
-      interceptors: { activity: [() => ({ inbound: new ActivityDefaultsInterceptor() })] },
+      // The step tracker first: it sees each step's failure as the defaults interceptor coded it.
+      interceptors: { activity: [...(metrics ? [metrics.activityInterceptors] : []), () => ({ inbound: new ActivityDefaultsInterceptor() })] },
       // Cancellation reaches an activity only through its heartbeats: send them often, so a
       // cancelled or paused copy stops its qemu-img within a second or two.
       defaultHeartbeatThrottleInterval: '1 second',
@@ -83,27 +91,52 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
 
   static async start(options: HostWorkerOptions): Promise<HostWorker> {
     const { hostId, home, temporal, logger } = options;
-    installTemporalLogging(logger);
+    installTemporalLogging(logger, options.metrics ? { bindAddress: options.metrics.sdkBindAddress, hostId } : undefined);
     const unlock = await lockHome(home);
+    const opened: { close(): Promise<void> }[] = [];
     try {
       const connectionOptions = { address: temporal.address, tls: temporal.tls, apiKey: temporal.apiKey };
       const fixKey = await loadFixKey(home);
       if (!fixKey.shared) logger.warn({ hostId }, 'DISKFLOW_FIX_KEY is not set: fixes are signed with a key of this host only; set it, the same on every host, in a cluster');
       const settings = hostSettings(fixKey.key);
-      const host = new HostWorker(options, await NativeConnection.connect(connectionOptions), await Connection.connect(connectionOptions), unlock, settings);
+      const nativeConnection = await NativeConnection.connect(connectionOptions);
+      opened.push(nativeConnection);
+      const clientConnection = await Connection.connect(connectionOptions);
+      opened.push(clientConnection);
+      // The metrics read the host's connections when scraped, once the host exists.
+      const made: { host?: HostWorker } = {};
+      const metrics = options.metrics
+        ? await WorkerMetrics.start(options.metrics, {
+            hostId,
+            namespace: temporal.namespace,
+            connection: clientConnection,
+            repositories: () => made.host?.connections.list() ?? [],
+            repoIdsOf: (repoUuid) => made.host?.connections.repoIdsOf(repoUuid) ?? [],
+            logger,
+          })
+        : null;
+      if (metrics) opened.push(metrics);
+      const host = (made.host = new HostWorker(options, nativeConnection, clientConnection, unlock, settings, metrics));
       await host.launch(
         await Worker.create({
           ...host.common(WORKFLOW_TASK_QUEUE),
-          ...(existsSync(WORKFLOW_BUNDLE) ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } } : { workflowsPath: WORKFLOWS_PATH }),
+          ...(existsSync(WORKFLOW_BUNDLE)
+            ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } }
+            : { workflowsPath: WORKFLOWS_PATH, interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES } }),
+          sinks: metrics?.sinks ?? droppedOperationSinks,
         }),
       );
       // Connections first: a host takes work for a repository only once it has it connected
       // (a copy between two repositories runs on the caller's host queue).
       await host.connections.restore();
       await host.launch(await Worker.create({ ...host.common(hostTaskQueue(hostId)), ...host.activityOptions }));
-      logger.info({ hostId, home, address: temporal.address, repositories: host.connections.list().map((c) => c.repoId) }, 'host worker started');
+      logger.info(
+        { hostId, home, address: temporal.address, repositories: host.connections.list().map((c) => c.repoId), ...(metrics && { metrics: metrics.url }) },
+        'host worker started',
+      );
       return host;
     } catch (error) {
+      for (const resource of opened.reverse()) await resource.close().catch(() => undefined);
       await unlock();
       throw error;
     }
@@ -196,6 +229,7 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
     }
     await Promise.all(all.map((entry) => entry.done));
     await this.connections.close();
+    await this.metrics?.close();
     await this.nativeConnection.close();
     await this.clientConnection.close();
     await this.unlock();

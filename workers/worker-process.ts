@@ -2,12 +2,15 @@
 import type { TemporalSettings } from '../client/config';
 import { HostWorker } from './host-worker';
 import { createLogger, installTemporalLogging } from './logger';
+import { metricsSettings } from './metrics/settings';
 import { onStopSignal } from './signals';
 
 export async function runWorker(options: { hostId: string; home: string; temporal: TemporalSettings }): Promise<void> {
   const logger = createLogger({ base: { hostId: options.hostId } });
-  installTemporalLogging(logger);
-  const worker = await HostWorker.start({ ...options, logger });
+  // DISKFLOW_METRICS_ADDRESS: Prometheus metrics, off unless set.
+  const metrics = await metricsSettings();
+  installTemporalLogging(logger, metrics ? { bindAddress: metrics.sdkBindAddress, hostId: options.hostId } : undefined);
+  const worker = await HostWorker.start({ ...options, logger, metrics });
   onStopSignal(() => worker.shutdown());
   await worker.run();
 }

@@ -59,8 +59,8 @@ export async function topDataBytes(source: Endpoint, signal?: AbortSignal): Prom
  * MiBs whatever `chunkBytes` is (a size measured from a pace is fractional, and qemu-img refuses
  * a fractional slice size), so every boundary is a whole byte offset.
  */
-export function planRanges(extents: Extent[], virtualSize: number, chunk: number): CopyRange[] {
-  const chunkBytes = Math.max(ALIGN, Math.floor(chunk / ALIGN) * ALIGN);
+export function planRanges(extents: Extent[], virtualSize: number, chunkBytes: number): CopyRange[] {
+  const chunk = Math.max(ALIGN, Math.floor(chunkBytes / ALIGN) * ALIGN);
   const aligned = extents
     .map((e) => ({ start: Math.floor(e.start / ALIGN) * ALIGN, end: Math.min(virtualSize, Math.ceil((e.start + e.length) / ALIGN) * ALIGN) }))
     .sort((a, b) => a.start - b.start);
@@ -75,11 +75,11 @@ export function planRanges(extents: Extent[], virtualSize: number, chunk: number
   for (const extent of merged) {
     for (let start = extent.start; start < extent.end; ) {
       if (!current) current = { start, end: start, dataBytes: 0 };
-      const take = Math.min(extent.end - start, chunkBytes - current.dataBytes);
+      const take = Math.min(extent.end - start, chunk - current.dataBytes);
       current.end = start + take;
       current.dataBytes += take;
       start += take;
-      if (current.dataBytes >= chunkBytes) {
+      if (current.dataBytes >= chunk) {
         ranges.push(current);
         current = undefined;
       }

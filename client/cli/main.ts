@@ -1,6 +1,7 @@
 /** The `diskflow` command line (API.md, "Command line"). */
 import { Command, CommanderError } from 'commander';
 import { DiskflowError } from '../../api/errors';
+import { clusterCommand } from './commands/cluster';
 import { diskCommand, imageCommand, snapshotCommand } from './commands/images';
 import { devCommand, workerCommand } from './commands/processes';
 import { repoCommand } from './commands/repo';
@@ -12,7 +13,7 @@ export function program(): Command {
     .option('--json', 'print the API\'s return value as JSON')
     .showHelpAfterError()
     .exitOverride();
-  for (const command of [devCommand(), workerCommand(), repoCommand(), diskCommand(), snapshotCommand(), imageCommand()]) {
+  for (const command of [devCommand(), workerCommand(), repoCommand(), diskCommand(), snapshotCommand(), imageCommand(), clusterCommand()]) {
     program.addCommand(command);
   }
   // Every command: --json anywhere on the line, and usage errors reported by main() with a code.

@@ -5,6 +5,8 @@ import Table from 'cli-table3';
 import { DiskflowError, invalidArgument } from '../../../api/errors';
 import { Fix, FixType } from '../../../api/image-status';
 import { parseInput } from '../../../api/validation';
+import { stallAfterMs } from '../../config';
+import type { StalledOperation } from '../../stalled-operations';
 import type { StorageClient } from '../../storage-client';
 import { formatBytes } from '../output';
 import { parseJsonObject } from '../parse';
@@ -25,6 +27,32 @@ export function printFixes(fixes: Fix[]): void {
   const table = new Table({ head: ['type', 'images', 'bytes', 'description'], colWidths: [10, 40, 12, 70], wordWrap: true, ...(process.stdout.isTTY ? {} : { style: { head: [], border: [] } }) });
   for (const f of fixes) table.push([f.type, f.imageIds.join('\n') || '-', formatBytes(f.bytes), f.description]);
   process.stdout.write(table.toString() + '\n');
+}
+
+function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+/** Beside the fixes: operations that made no progress for the stall time (on stdout, or stderr with --json). */
+function printStalled(stalled: StalledOperation[], afterMs: number, json: boolean): void {
+  if (!stalled.length) return;
+  const out = json ? process.stderr : process.stdout;
+  out.write(`stalled: ${stalled.length} operation${stalled.length === 1 ? '' : 's'} with no progress for ${formatDuration(afterMs)} or more (DISKFLOW_STALL_AFTER)\n`);
+  if (json) {
+    for (const s of stalled) out.write(`stalled ${s.operationId} image ${s.imageId ?? '-'} for ${formatDuration(s.stalledMs)}: ${s.reason}\n`);
+    return;
+  }
+  // Unwrapped: an operator copies the operation id from here (temporal workflow describe -w ...).
+  const table = new Table({ head: ['operation', 'image', 'for', 'why'], ...(process.stdout.isTTY ? {} : { style: { head: [], border: [] } }) });
+  for (const s of stalled) table.push([s.operationId, s.imageId ?? '-', formatDuration(s.stalledMs), s.reason]);
+  out.write(table.toString() + '\n');
+}
+
+function parseStallAfter(value: string | undefined): number {
+  return stallAfterMs(value === undefined ? process.env : { DISKFLOW_STALL_AFTER: value });
 }
 
 const WAIT_WORTH_TELLING_MS = 3000;
@@ -73,8 +101,27 @@ async function runFix(client: StorageClient, repoId: string, fix: Fix, hostId: s
 export function fixCommands(repo: Command): void {
   repo
     .command('check <repoId>')
-    .description('list what is left to do on a repository: clean, optimize, merge and mend fixes')
-    .action(withClient((client, repoId: string) => client.checkStorageRepository(repoId), (fixes) => printFixes(fixes)));
+    .description('list what is left to do on a repository: clean, optimize, merge and mend fixes, and operations that stalled')
+    .option('--stalled-after <duration>', 'how long without progress counts as stalled (default DISKFLOW_STALL_AFTER, else 10m)')
+    .action((repoId: string, o: { stalledAfter?: string }, command: Command) => {
+      // --json keeps stdout the API's answer (Fix[]); the stalled operations then go to stderr.
+      const json = !!command.optsWithGlobals<{ json?: boolean }>().json;
+      let afterMs = 0;
+      let stalled: StalledOperation[] = [];
+      return withClient(
+        async (client, _command: Command) => {
+          afterMs = parseStallAfter(o.stalledAfter);
+          let fixes: Fix[];
+          [fixes, stalled] = await Promise.all([client.checkStorageRepository(repoId), client.stalledOperations(repoId, { afterMs })]);
+          if (json) printStalled(stalled, afterMs, true);
+          return fixes;
+        },
+        (fixes) => {
+          printFixes(fixes);
+          printStalled(stalled, afterMs, false);
+        },
+      )(command);
+    });
 
   repo
     .command('fix <repoId> [fixJson]')
