@@ -19,7 +19,7 @@ export default tseslint.config(
     // The image lifecycle (activities/images/lifecycle.ts) is the one writer of image state and
     // volume legal marks: nothing else may reach the record writes it is built on.
     files: ['**/*.ts'],
-    ignores: ['activities/images/lifecycle.ts', 'activities/images/image-store.ts', 'activities/repository/**', 'test/**', 'workflows/**', 'api/**'],
+    ignores: ['activities/images/lifecycle/**', 'activities/images/image-store.ts', 'activities/repository/**', 'test/**', 'workflows/**', 'api/**'],
     rules: {
       'no-restricted-imports': [
         'error',
@@ -28,7 +28,7 @@ export default tseslint.config(
             {
               group: ['**/image-store'],
               importNames: ['updateImage', 'createImage', 'writeVolume'],
-              message: 'Image state and volume marks change only through activities/images/lifecycle.ts.',
+              message: 'Image state and volume marks change only through activities/images/lifecycle/.',
             },
           ],
         },
@@ -37,7 +37,7 @@ export default tseslint.config(
         'error',
         {
           selector: 'CallExpression[callee.property.name=/^(writeRecord|createRecord|deleteRecord)$/]',
-          message: 'Records are written only by activities/images/lifecycle.ts (and the repository formats).',
+          message: 'Records are written only by activities/images/lifecycle/ (and the repository formats).',
         },
       ],
     },

@@ -10,6 +10,7 @@ import { createRepositoryActivities } from './host/repositories';
 import { createCleanActivities } from './images/clean';
 import { createMendActivities } from './images/mend';
 import { createPersistActivities } from './operations';
+import { createServingActivities } from './serving';
 import { createSrmMetadataActivities } from './srm/apply-metadata';
 
 export function createActivities(deps: ActivityDeps) {
@@ -22,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createCheckActivities(deps),
     ...createFixActivities(deps),
     ...createSrmMetadataActivities(deps),
+    ...createServingActivities(deps),
   };
 }
 

@@ -1,6 +1,6 @@
 /** What a user reads about an image and about work left on a repository (API.md). */
 import { z } from 'zod';
-import { HostId, ImageId, ImageKind, RepoId, UserData } from './values';
+import { HostId, ImageId, ImageKind, RepoId, ServeMode, UserData } from './values';
 
 export const ImageState = z.enum(['optimized', 'degraded', 'broken']);
 export type ImageState = z.infer<typeof ImageState>;
@@ -41,6 +41,13 @@ export const PreparedImage = z.object({
   format: z.enum(['raw', 'qcow2']),
   /** A snapshot is prepared read-only: it never changes, and disks are built on it. */
   readOnly: z.boolean(),
+  /**
+   * How diskflow's block layer serves it (prepared with `serve`): `path` is then an nbd+unix URI,
+   * a vhost-user-blk socket or a FUSE file, and live operations run while the VM writes; null
+   * for a plain prepare (`path` is the top volume, and operations that would change or copy it
+   * wait for the teardown).
+   */
+  served: ServeMode.nullable(),
 });
 export type PreparedImage = z.infer<typeof PreparedImage>;
 

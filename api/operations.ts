@@ -13,6 +13,7 @@ import {
   CreateVirtualDiskOptions,
   FixOptions,
   RemoveImageOptions,
+  PrepareOptions,
   TeardownOptions,
 } from './options';
 import { HostId, ImageId, RepoId, Size, UserData } from './values';
@@ -55,7 +56,12 @@ export const RemoveImageInput = z.strictObject({
   options: RemoveImageOptions.default(RemoveImageOptions.parse({})),
 });
 export const ImageRefInput = z.strictObject({ ...onHost, repositoryId: RepoId, imageId: ImageId });
-export const PrepareImageInput = ImageRefInput;
+export const PrepareImageInput = z.strictObject({
+  ...onHost,
+  repositoryId: RepoId,
+  imageId: ImageId,
+  options: PrepareOptions.default({}),
+});
 export const TeardownImageInput = z.strictObject({
   ...onHost,
   repositoryId: RepoId,

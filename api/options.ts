@@ -1,6 +1,6 @@
 /** The `options` argument of each call (API.md, "options of the image calls"). Unknown keys are refused. */
 import { z } from 'zod';
-import { HostId, ImageId, ImageKind, RepoId, RequestId, Strategy } from './values';
+import { HostId, ImageId, ImageKind, RepoId, RequestId, ServeMode, Strategy } from './values';
 
 const lookup = {
   participatingRepositories: z.array(RepoId).min(1, { error: 'must list at least one repository' }).optional(),
@@ -47,6 +47,16 @@ export const FixOptions = z.strictObject({
 export type FixOptions = z.infer<typeof FixOptions>;
 
 export const HostOption = z.strictObject({ hostId: HostId.optional() });
+
+export const PrepareOptions = z.strictObject({
+  /**
+   * Serve the image through diskflow's own block layer (a qemu-storage-daemon on the host) as NBD,
+   * vhost-user-blk or a FUSE file; snapshot, copy, merge and optimize then run live while the VM
+   * writes. Absent: the VM opens the top volume itself (fastest), and those wait for teardown.
+   */
+  serve: ServeMode.optional(),
+});
+export type PrepareOptions = z.infer<typeof PrepareOptions>;
 
 export const TeardownOptions = z.strictObject({
   /**

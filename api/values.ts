@@ -14,6 +14,13 @@ export const Size = z
   .refine((n) => n % SECTOR_SIZE === 0, { error: `must be a multiple of ${SECTOR_SIZE} bytes` })
   .describe(`bytes: a whole multiple of ${SECTOR_SIZE}, greater than 0, at most 2^51 (2 PiB)`);
 
+/**
+ * How diskflow's own block layer (qemu-storage-daemon) serves a prepared image to its VM: an NBD
+ * export on a unix socket, a vhost-user-blk socket, or a FUSE file.
+ */
+export const ServeMode = z.enum(['nbd', 'vhost-user-blk', 'fuse'], { error: 'must be one of nbd, vhost-user-blk, fuse' });
+export type ServeMode = z.infer<typeof ServeMode>;
+
 export const ImageId = z
   .string({ error: 'must be an image id' })
   .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, {

@@ -39,6 +39,7 @@ import {
   WorkflowType,
 } from '../api/operations';
 import { HostOption } from '../api/options';
+import type { ServeMode } from '../api/values';
 import { WORKFLOW_TASK_QUEUE } from '../api/task-queues';
 import { parseInput } from '../api/validation';
 import { RepoId } from '../api/values';
@@ -160,9 +161,10 @@ export class StorageClient {
   }
 
   /** Makes the image usable by a VM on the host; IMAGE_BUSY while an operation changes or copies it. */
-  async prepareImage(repositoryId: string, imageId: string, options: { hostId?: string } = {}): Promise<PreparedImage> {
-    const hostId = this.hostFrom(options);
-    return this.call('prepareImage', this.check(PrepareImageInput, { hostId, repositoryId, imageId }));
+  async prepareImage(repositoryId: string, imageId: string, options: { hostId?: string; serve?: ServeMode } = {}): Promise<PreparedImage> {
+    const { serve, ...rest } = options;
+    const hostId = this.hostFrom(rest);
+    return this.call('prepareImage', this.check(PrepareImageInput, { hostId, repositoryId, imageId, options: serve ? { serve } : {} }));
   }
 
   /**

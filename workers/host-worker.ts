@@ -19,6 +19,7 @@ import { hostTaskQueue, repoTaskQueue, srmTaskQueue, WORKFLOW_TASK_QUEUE } from 
 import { leaseTiming } from '../activities/srm/delta-lease';
 import { metadataForwarder } from '../activities/srm/metadata-forwarder';
 import { SrmPollers, SrmRoles } from '../activities/srm/srm-roles';
+import { watchServed } from '../activities/serving/watch';
 import type { TemporalSettings } from '../client/config';
 import { lockHome } from './home-lock';
 import { loadFixKey } from './fix-key';
@@ -35,6 +36,9 @@ export interface HostWorkerOptions {
   /** Serve Prometheus metrics (workers/metrics/); the SDK's runtime must have been installed with them. */
   metrics?: MetricsSettings | null;
 }
+
+/** How often a host looks at the daemons serving its VMs' disks. */
+const SERVED_WATCH_MS = Number(process.env.DISKFLOW_SERVED_WATCH_MS ?? 5000);
 
 /** Prebuilt by `npm run build` (scripts/bundle-workflows.ts); bundled at start-up when absent. */
 const WORKFLOW_BUNDLE = join(__dirname, '..', 'workflow-bundle.js');
@@ -62,6 +66,8 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
   private readonly running = new Map<string, { worker: Worker; done: Promise<void> }>();
   private readonly activityOptions: Pick<WorkerOptions, 'activities' | 'interceptors' | 'defaultHeartbeatThrottleInterval' | 'maxHeartbeatThrottleInterval'>;
   private stopping = false;
+  private watching: Promise<void> | null = null;
+  private watchTimer: NodeJS.Timeout | undefined;
   private failure: Error | undefined;
   private wake: () => void = () => undefined;
 
@@ -130,6 +136,7 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
       // (a copy between two repositories runs on the caller's host queue).
       await host.connections.restore();
       await host.launch(await Worker.create({ ...host.common(hostTaskQueue(hostId)), ...host.activityOptions }));
+      host.watchServedDisks();
       logger.info(
         { hostId, home, address: temporal.address, repositories: host.connections.list().map((c) => c.repoId), ...(metrics && { metrics: metrics.url }) },
         'host worker started',
@@ -143,6 +150,22 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
   }
   get hostId(): string {
     return this.options.hostId;
+  }
+
+  /**
+   * The disks this host serves to VMs: their daemons outlive a worker, and one found gone is
+   * recorded on its image at once and every few seconds after (activities/serving/watch.ts).
+   */
+  private watchServedDisks(): void {
+    const pass = () => {
+      if (this.watching || this.stopping) return;
+      this.watching = watchServed(this.connections)
+        .catch((error: Error) => this.options.logger.warn({ err: error }, 'served disks not checked'))
+        .finally(() => (this.watching = null));
+    };
+    pass();
+    this.watchTimer = setInterval(pass, SERVED_WATCH_MS);
+    this.watchTimer.unref();
   }
 
   private common(taskQueue: string): Pick<WorkerOptions, 'connection' | 'namespace' | 'taskQueue' | 'identity' | 'shutdownGraceTime'> {
@@ -220,6 +243,8 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
   async shutdown(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    clearInterval(this.watchTimer);
+    await this.watching;
     this.wake();
     await this.srm.stopAll();
     const all = [...this.running.values()];

@@ -50,7 +50,9 @@ export async function copyImage(input: CopyImageInput): Promise<NewImageOutput> 
     // Between two repositories, the copy runs on the caller's host, which has both connected
     // (into a repository that needs an SRM too: it sends its metadata changes to the SRM).
     const crossRepo = step.input.source.repoUuid !== repo.repoUuid;
-    const taskQueue = crossRepo ? hostTaskQueue(request.hostId) : undefined;
+    // A disk served to its VM is copied live by the daemon serving it (older workers answer without liveOn).
+    const liveOn = persisted.liveOn ?? null;
+    const taskQueue = liveOn ? hostTaskQueue(liveOn) : crossRepo ? hostTaskQueue(request.hostId) : undefined;
     await control.fix(repo, imageId, () => mendImage(repo, imageId, taskQueue), taskQueue);
   }
   control.done();

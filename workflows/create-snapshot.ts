@@ -1,5 +1,7 @@
 import { uuid4, workflowInfo } from '@temporalio/workflow';
 import { CreateSnapshotInput, NewImageOutput } from '../api/operations';
+import { hostTaskQueue } from '../api/task-queues';
+import { forFixes } from './routing';
 import { operationControl } from './control';
 import { validate } from './failures';
 import { mendImage } from './fix-steps';
@@ -10,17 +12,19 @@ import { tagOperation } from './tags';
 /**
  * createSnapshot(targetRepoId, baseVirtualDiskId, userData, options): freeze the disk's current
  * content as a new snapshot, usable at once, and move the disk onto a new overlay of it; then,
- * unless autoFix is off, make that overlay so the disk is writable again.
+ * unless autoFix is off, make that overlay so the disk is writable again. A disk served to its VM
+ * is snapshotted live: the VM is moved onto the overlay by the daemon serving it, and the
+ * snapshot is usable from that instant.
  */
 export async function createSnapshot(input: CreateSnapshotInput): Promise<NewImageOutput> {
   const answer = answerOncePersisted<NewImageOutput>();
   const control = operationControl();
   const snapshotId = uuid4();
-  const { request, repo } = await answer.persisting(
+  const { request, repo, persisted } = await answer.persisting(
     async () => {
       const request = validate(CreateSnapshotInput, input);
       tagOperation({ operation: 'createSnapshot', repo: request.targetRepoId, image: snapshotId, host: request.hostId });
-      const { repo } = await persistStep(request.hostId, request.targetRepoId, {
+      const { repo, persisted } = await persistStep(request.hostId, request.targetRepoId, {
         op: 'create-snapshot',
         diskId: request.baseVirtualDiskId,
         snapshotId,
@@ -28,12 +32,19 @@ export async function createSnapshot(input: CreateSnapshotInput): Promise<NewIma
         userData: request.userData,
         autoFix: request.options.autoFix,
       });
-      return { request, repo };
+      return { request, repo, persisted };
     },
     () => ({ imageId: snapshotId }),
   );
   const diskId = request.baseVirtualDiskId;
-  if (request.options.autoFix) await control.fix(repo, diskId, () => mendImage(repo, diskId));
+  // A disk served to its VM is snapshotted live, by the daemon serving it (older workers answer without servedOn).
+  const servedOn = persisted.servedOn ?? null;
+  if (request.options.autoFix && servedOn) {
+    const taskQueue = hostTaskQueue(servedOn);
+    await control.fix(repo, diskId, () => forFixes(repo, taskQueue).liveSnapshot({ repoUuid: repo.repoUuid, imageId: diskId, operationId: workflowInfo().workflowId }), taskQueue);
+  } else if (request.options.autoFix) {
+    await control.fix(repo, diskId, () => mendImage(repo, diskId));
+  }
   control.done();
   return answer.done({ imageId: snapshotId });
 }

@@ -40,7 +40,9 @@ export async function fixStorageRepository(input: FixStorageRepositoryInput): Pr
   // a host with both connected, which the caller's host is.
   const chosen = request.options.hostId ? hostTaskQueue(request.options.hostId) : undefined;
   const crossRepo = plan.type === 'mend' && plan.copyFrom ? hostTaskQueue(request.hostId) : undefined;
-  await carryOut(repo, plan, operationId, control, chosen ?? crossRepo);
+  // A served disk's fix runs where its daemon is, whatever host was asked.
+  const served = plan.type !== 'clean' && plan.onHost ? hostTaskQueue(plan.onHost) : undefined;
+  await carryOut(repo, plan, operationId, control, served ?? chosen ?? crossRepo);
   control.done();
   return answer.done({ operationId });
 }

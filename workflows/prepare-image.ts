@@ -4,16 +4,21 @@ import { validate, withCodes } from './failures';
 import { onHost, onObjectManager } from './routing';
 import { tagOperation } from './tags';
 
-/** prepareImage(repositoryId, imageId): make the image usable by a VM on this host, and say how to open it. */
+/**
+ * prepareImage(repositoryId, imageId, options): make the image usable by a VM on this host, and
+ * say how to open it: its top volume, or, with `serve`, the export of diskflow's own block layer.
+ */
 export async function prepareImage(input: PrepareImageInput): Promise<PreparedImage> {
-  const { hostId, repositoryId, imageId } = validate(PrepareImageInput, input);
+  const { hostId, repositoryId, imageId, options } = validate(PrepareImageInput, input);
   tagOperation({ operation: 'prepareImage', repo: repositoryId, image: imageId, host: hostId });
+  const serve = options.serve ? { serve: options.serve } : {};
   return withCodes(async () => {
-    const prepared = await onHost(hostId).prepareImage({ repoId: repositoryId, imageId });
+    const prepared = await onHost(hostId).prepareImage({ repoId: repositoryId, imageId, ...serve });
     if (!('markOnSrm' in prepared)) return prepared;
     // Only the SRM writes this repository's records: it marks the image prepared on this host.
-    await onObjectManager(prepared.markOnSrm).markPrepared({ repoUuid: prepared.markOnSrm.repoUuid, imageId, onHost: hostId, prepared: true });
-    return onHost(hostId).activateImage({ repoId: repositoryId, imageId });
+    const mark = { repoUuid: prepared.markOnSrm.repoUuid, imageId, onHost: hostId, prepared: true, ...(prepared.serve ? { serve: prepared.serve } : {}) };
+    await onObjectManager(prepared.markOnSrm).markPrepared(mark);
+    return onHost(hostId).activateImage({ repoId: repositoryId, imageId, ...serve });
   });
 }
 

@@ -63,19 +63,40 @@ export function analyse(scan: RepositoryScan, options: AnalysisOptions): Planned
     });
   }
 
+  const byId = new Map(scan.images.map((image) => [image.imageId, image]));
+  /** The host serving an image to its VM, where its live fixes run. */
+  const onHost = (image: ImageRecord) => (image.served ? { onHost: image.served.hostId } : {});
+
   for (const image of scan.images) {
     if (image.removed || busy(image)) continue;
 
+    // mend: a served disk whose daemon is gone, or whose live step an operation left half-way
+    const served = image.served;
+    if (served && (served.lost || served.live)) {
+      const description = served.lost
+        ? `serve image ${image.imageId} again on ${served.hostId} (its daemon is gone: ${served.lost.why})${served.live ? `, settling its live ${served.live.kind} from its volumes` : ''}`
+        : `settle the live ${served.live!.kind} of image ${image.imageId} that an operation left half-way on ${served.hostId}`;
+      fixes.push({ plan: { type: 'mend', imageId: image.imageId, copyFrom: null, onHost: served.hostId, ...touches(image) }, type: 'mend', imageIds: [image.imageId], description, bytes: 0 });
+      continue;
+    }
+
     // mend: broken images
+    if (image.pending?.step === 'live-snapshot') {
+      const disk = byId.get(image.pending.diskId);
+      if (!disk || busy(disk) || !disk.served) continue;
+      const description = `complete the live snapshot ${image.imageId} of disk ${disk.imageId} on ${disk.served.hostId}`;
+      fixes.push({ plan: { type: 'mend', imageId: image.imageId, copyFrom: null, onHost: disk.served.hostId, ...touches(image) }, type: 'mend', imageIds: [image.imageId], description, bytes: 0 });
+      continue;
+    }
     if (image.pending) {
       const work = image.pending;
       const description =
         work.step === 'copy'
           ? `complete the copy into image ${image.imageId} from its persisted progress (${work.job.totalBytes ? Math.floor((100 * work.job.doneBytes) / work.job.totalBytes) : 0}% done)`
           : work.parentId
-            ? `make the overlay of image ${image.imageId} on volume ${short(work.parentId)}`
-            : `make the ${work.format} volume of image ${image.imageId}`;
-      const bytes = work.step === 'copy' ? Math.max(0, (work.job.totalBytes ?? image.size) - work.job.doneBytes) : work.preallocate ? image.size : 0;
+              ? `make the overlay of image ${image.imageId} on volume ${short(work.parentId)}`
+              : `make the ${work.format} volume of image ${image.imageId}`;
+      const bytes = work.step === 'copy' ? Math.max(0, (work.job.totalBytes ?? image.size) - work.job.doneBytes) : work.step === 'create-volume' && work.preallocate ? image.size : 0;
       const copyFrom = work.step === 'copy' && work.job.source.repoUuid !== scan.repoUuid ? work.job.source.repoUuid : null;
       fixes.push({ plan: { type: 'mend', imageId: image.imageId, copyFrom, ...touches(image) }, type: 'mend', imageIds: [image.imageId], description, bytes });
       continue;
@@ -93,7 +114,7 @@ export function analyse(scan: RepositoryScan, options: AnalysisOptions): Planned
     }
     if (optimize) {
       fixes.push({
-        plan: { type: 'optimize', imageId: image.imageId, reason: optimize.reason, format: performance ? 'raw' : 'qcow2', ...touches(image) },
+        plan: { type: 'optimize', imageId: image.imageId, reason: optimize.reason, format: performance ? 'raw' : 'qcow2', ...onHost(image), ...touches(image) },
         type: 'optimize',
         imageIds: [image.imageId],
         description: optimize.description,
@@ -108,7 +129,7 @@ export function analyse(scan: RepositoryScan, options: AnalysisOptions): Planned
       const alone = (id: string) => users.get(id)?.length === 1 && scan.volumes.get(id)?.legal;
       if (!alone(upper) || !alone(lower)) continue;
       fixes.push({
-        plan: { type: 'merge', imageId: image.imageId, upper, lower, ...touches(image) },
+        plan: { type: 'merge', imageId: image.imageId, upper, lower, ...onHost(image), ...touches(image) },
         type: 'merge',
         imageIds: [image.imageId],
         description: `fold volume ${short(upper)} into volume ${short(lower)} of image ${image.imageId}, which alone needs both`,

@@ -10,12 +10,17 @@ interface Touches {
   images: Record<string, number>;
 }
 
+/** A fix that must run on one host: the one serving the image to its VM (its daemon does the work). */
+interface OnHost {
+  onHost?: string | null;
+}
+
 export type FixPlan =
   | ({ type: 'clean'; action: 'removed-image'; imageId: string; volumes: string[] } & Touches)
   | ({ type: 'clean'; action: 'orphans'; volumes: string[]; strays: string[] } & Touches)
-  | ({ type: 'mend'; imageId: string; /** A copy's source repository, when it is another one. */ copyFrom: string | null } & Touches)
-  | ({ type: 'optimize'; imageId: string; reason: 'flatten' | 'collapse' | 'resume'; format: 'raw' | 'qcow2' } & Touches)
-  | ({ type: 'merge'; imageId: string; upper: string; lower: string } & Touches);
+  | ({ type: 'mend'; imageId: string; /** A copy's source repository, when it is another one. */ copyFrom: string | null } & Touches & OnHost)
+  | ({ type: 'optimize'; imageId: string; reason: 'flatten' | 'collapse' | 'resume'; format: 'raw' | 'qcow2' } & Touches & OnHost)
+  | ({ type: 'merge'; imageId: string; upper: string; lower: string } & Touches & OnHost);
 
 export interface PlannedFix {
   plan: FixPlan;

@@ -8,9 +8,13 @@ import { Context } from '@temporalio/activity';
 import { DiskflowError } from '../../api/errors';
 import type { ActivityDeps, ImageStep } from '../deps';
 import { failpoint } from '../failpoints';
-import { roomForData, runCopyJob } from '../images/copy-job';
+import { runCopyJob } from '../images/copy-job';
+import { roomForData } from '../images/room';
 import { readChain, requireImage } from '../images/image-store';
-import { assertClaimedBy, foldTopInto, relinkVolume, releaseClaim, switchToOptimized } from '../images/lifecycle';
+import { assertClaimedBy, foldTopInto, relinkVolume, releaseClaim, servedOn, switchToOptimized } from '../images/lifecycle';
+import type { ImageRecord } from '../images/records';
+import { runLiveMerge } from '../serving/live-merge';
+import { runLiveOptimize } from '../serving/live-optimize';
 import { ProgressReporter } from '../images/progress';
 import { topDataBytes } from '../qemu/convert';
 import * as qemuImg from '../qemu/qemu-img';
@@ -22,14 +26,21 @@ export interface LeftBehind {
 
 export function createFixActivities(deps: ActivityDeps) {
   const { connections, hostId, settings } = deps;
+  /** A served disk is optimized and merged live, by its daemon: on the host serving it. */
+  const servedHere = (image: ImageRecord): boolean => {
+    const on = servedOn(image);
+    if (on && on !== hostId) throw new DiskflowError('IMAGE_IN_USE', `image ${image.imageId} is served to its VM on ${on}: this fix runs live there (run it with hostId ${on})`);
+    return on !== null;
+  };
 
   return {
     /** optimize: makes the better representation (a copy job), then switches the image onto it. */
-    async optimizeImage(input: ImageStep): Promise<LeftBehind> {
+    async optimizeImage(input: ImageStep & { bandwidth?: number }): Promise<LeftBehind> {
       const repo = connections.byUuid(input.repoUuid);
       const actor = { operationId: input.operationId, hostId };
       const image = await requireImage(repo, input.imageId);
       assertClaimedBy(image, input.operationId);
+      if (servedHere(image)) return runLiveOptimize(deps, repo, input, new ProgressReporter(repo, input.imageId, hostId, settings.progressIntervalMs, { current: 1, total: 2 }));
       if (!image.optimizing) {
         await releaseClaim(repo, input.imageId, actor);
         return { unneeded: [] };
@@ -47,12 +58,13 @@ export function createFixActivities(deps: ActivityDeps) {
      * first; the relink (the image's record, or the child volume's backing) only happens once
      * `lower` holds everything; `upper` is left for the clean step. A retry redoes what is not done.
      */
-    async mergeVolumes(input: ImageStep & { upper: string; lower: string }): Promise<LeftBehind> {
+    async mergeVolumes(input: ImageStep & { upper: string; lower: string; bandwidth?: number }): Promise<LeftBehind> {
       const repo = connections.byUuid(input.repoUuid);
       const actor = { operationId: input.operationId, hostId };
       const signal = Context.current().cancellationSignal;
       const image = await requireImage(repo, input.imageId);
       assertClaimedBy(image, input.operationId);
+      if (servedHere(image)) return runLiveMerge(deps, repo, input, new ProgressReporter(repo, input.imageId, hostId, settings.progressIntervalMs, { current: 1, total: 2 }));
       const chain = await readChain(repo, image.volumeId);
       const at = chain.findIndex((v) => v.volumeId === input.upper);
       if (at >= 0) {

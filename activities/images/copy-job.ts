@@ -29,22 +29,19 @@ import {
   recordCopyOutcome,
   recordIllegalVolume,
   releaseCopySource,
+  servedOn,
   takeOverCopyJob,
   updateCopyJob,
 } from './lifecycle';
 import { ProgressReporter } from './progress';
 import { startTracking } from './change-tracking';
 import { runIncrementalCopy } from './incremental-job';
+import { runLiveFullCopy } from './live-copy-job';
+import { roomForData } from './room';
 import type { ChangeTracking, CopyJob, VolumeRecord } from './records';
 import type { SourceFacts } from './source-facts';
 
 export type CopyOutcome = 'done' | 'removed';
-
-/**
- * What a qcow2 volume of a `virtualSize`-byte disk needs to hold `dataBytes` of data, with its
- * metadata (block storage grows a volume to this before a writer needs it).
- */
-export const roomForData = (dataBytes: number, virtualSize: number): number => Math.min(Math.ceil(dataBytes * 1.05) + 16 * MiB, virtualSize + 64 * MiB);
 
 /** A copy has two stages: the data, then a check of the volume made. */
 export const COPY_STAGES = 2;
@@ -132,6 +129,12 @@ async function copyAsAttempt(
 
   for (let round = 0; ; round++) {
     const source = await readSource();
+    const liveOn = source.kind === 'virtual-disk' ? servedOn(source) : null;
+    if (liveOn) {
+      // A VM writes it through diskflow's block layer: the daemon serving it copies it, live.
+      if (liveOn !== hostId) throw new DiskflowError('IMAGE_IN_USE', `image ${source.imageId} is served to its VM on ${liveOn}: it is copied live there (run the copy's fix with hostId ${liveOn})`);
+      return runLiveFullCopy({ deps, repo, sourceRepo, image, source, job: current, progress, operationId, updateJob });
+    }
     if (source.contentEpoch !== current.source.contentEpoch || round > 0) {
       if (round > MAX_RESTARTS) {
         throw new DiskflowError('IMAGE_IN_USE', `image ${source.imageId} kept changing while it was copied (a VM is writing it?); copy it while it is not in use`);

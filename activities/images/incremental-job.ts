@@ -21,11 +21,13 @@ import * as qemuImg from '../qemu/qemu-img';
 import { listBitmaps } from '../qemu/bitmaps';
 import { dataExtents } from '../qemu/convert';
 import { backupDirtyClusters } from '../qemu/storage-daemon';
-import { dropBitmap, judgeTracking, startTracking } from './change-tracking';
+import { bitmapName, dropBitmap, judgeTracking, startTracking } from './change-tracking';
+import { dropServedBitmap, listServedBitmaps, liveBackup } from '../serving/live-copy';
 import { readChain, readImage, readVolume } from './image-store';
-import { copySourceAfter, markVolumeLegal, NewVolume, recordCopyOutcome, recordIllegalVolume } from './lifecycle';
+import { copySourceAfter, markVolumeLegal, NewVolume, recordCopyOutcome, recordIllegalVolume, servedOn } from './lifecycle';
 import type { ProgressReporter } from './progress';
-import type { CopyJob, ImageRecord, VolumeRecord } from './records';
+import type { ChangeTracking, CopyJob, ImageRecord, VolumeRecord } from './records';
+import type { VolumeFormat } from '../qemu/qemu-img';
 
 const MiB = 2 ** 20;
 const MAX_RESTARTS = 3;
@@ -59,6 +61,12 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
 
   for (let round = 0; ; round++) {
     const source = await ctx.readSource();
+    // A VM writes it through diskflow's block layer: the daemon serving it reads the changes, live.
+    const liveOn = source.kind === 'virtual-disk' ? servedOn(source) : null;
+    if (liveOn && liveOn !== deps.hostId) {
+      throw new DiskflowError('IMAGE_IN_USE', `image ${source.imageId} is served to its VM on ${liveOn}: it is copied live there (run the copy's fix with hostId ${liveOn})`);
+    }
+    const home = deps.connections.host.home;
     if (round > MAX_RESTARTS) throw new DiskflowError('IMAGE_IN_USE', `image ${source.imageId} kept changing while it was copied (a VM is writing it?); copy it while it is not in use`);
     // Every attempt starts from zero: record that, with the source state this round reads
     // (a job that says so already, as a fresh one does, needs no write).
@@ -85,7 +93,7 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
     };
     try {
       const topPath = await activateChain(sourceRepo, sourceChain);
-      const bitmaps = sourceChain[0].format === 'qcow2' ? await listBitmaps(topPath, { signal }) : [];
+      const bitmaps = sourceChain[0].format !== 'qcow2' ? [] : liveOn ? await listServedBitmaps(home, source.imageId) : await listBitmaps(topPath, { signal });
       const verdict = judgeTracking(
         baseImage?.changeTracking,
         baseImage?.size ?? -1,
@@ -96,7 +104,10 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
       // two touch different files), a fresh overlay of the base, illegal until complete,
       // replaces any half-made one.
       const [tracking] = await Promise.all([
-        startTracking(topPath, sourceChain[0], source, current.source.repoUuid, repo, image.imageId, { signal, listed: bitmaps, keep: verdict.trusted ? [verdict.bitmap] : [] }),
+        // Live, the copy's bitmap is added by the daemon as the backup starts (serving/live-copy.ts).
+        liveOn
+          ? Promise.resolve(liveTracking(source, sourceChain[0].format, current.source.repoUuid, repo, image.imageId))
+          : startTracking(topPath, sourceChain[0], source, current.source.repoUuid, repo, image.imageId, { signal, listed: bitmaps, keep: verdict.trusted ? [verdict.bitmap] : [] }),
         (async () => {
           await activateChain(repo, baseChain);
           await recordIllegalVolume(repo, volume);
@@ -109,7 +120,19 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
       const overlayPath = await repo.activate(volume.volumeId, 'qcow2');
 
       await progress.enter({ current: 1, total: 2 }, 0);
-      if (verdict.trusted) {
+      if (liveOn) {
+        // Only what the base's bitmap marks, or (no trusted bitmap) all of it, at one instant.
+        await room(verdict.trusted ? image.size : (await dataExtents({ path: topPath, format: sourceChain[0].format, directIo: false }, signal)).reduce((sum, e) => sum + e.length, 0));
+        await liveBackup({
+          home,
+          imageId: source.imageId,
+          target: { volumeId: volume.volumeId, format: 'qcow2', path: overlayPath, directIo: repo.directIo },
+          sync: verdict.trusted ? { mode: 'bitmap', bitmap: verdict.bitmap } : { mode: 'full' },
+          newBitmap: tracking?.bitmap ?? null,
+          speed: deps.settings.copyRateLimit ?? undefined,
+          onProgress: (done, total) => progress.report(total ? (100 * done) / total : 100, { doneBytes: done, totalBytes: total }),
+        });
+      } else if (verdict.trusted) {
         await backupDirtyClusters(
           { path: topPath, format: sourceChain[0].format, directIo: sourceRepo.directIo },
           { path: overlayPath, format: 'qcow2', directIo: repo.directIo },
@@ -152,12 +175,21 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
       failpoint('copy.before-legal');
       await markVolumeLegal(repo, current.volumeId);
       // The base's bitmap has served: changes are now counted in this copy's own.
-      if (verdict.trusted && tracking && verdict.bitmap !== tracking.bitmap) await dropBitmap(topPath, verdict.bitmap);
+      if (verdict.trusted && tracking && verdict.bitmap !== tracking.bitmap) {
+        await (liveOn ? dropServedBitmap(home, source.imageId, verdict.bitmap) : dropBitmap(topPath, verdict.bitmap));
+      }
       await progress.enter({ current: 2, total: 2 }, 100);
       return 'done';
     } finally {
       await repo.deactivate(volume.volumeId).catch(() => undefined);
-      for (const v of sourceChain) await sourceRepo.deactivate(v.volumeId).catch(() => undefined);
+      // A served chain stays active: its daemon has it open.
+      if (!liveOn) for (const v of sourceChain) await sourceRepo.deactivate(v.volumeId).catch(() => undefined);
     }
   }
+}
+
+/** The change tracking record of a live copy: its bitmap is added on the served top as the backup starts. */
+function liveTracking(source: ImageRecord, topFormat: VolumeFormat, repoUuid: string, target: Repository, copyImageId: string): ChangeTracking | null {
+  if (topFormat !== 'qcow2') return null;
+  return { repoUuid, imageId: source.imageId, volumeId: source.volumeId, bitmap: bitmapName(target.header.uuid, copyImageId), contentEpoch: source.contentEpoch, chainEpoch: source.chainEpoch };
 }

@@ -11,8 +11,21 @@ import type { ActivityDeps, ImageStep } from '../deps';
 import type { Repository } from '../repository/repository';
 import { failpoint } from '../failpoints';
 import { runCopyJob } from './copy-job';
-import { listImageRecords, readChain, readVolume } from './image-store';
-import { Actor, ClaimHeld, claimPendingWork, completePendingWork, markVolumeLegal, OperationRegistry, recordIllegalVolume, recordStoppedWork } from './lifecycle';
+import { listImageRecords, readChain, readImage, readVolume } from './image-store';
+import {
+  Actor,
+  ClaimHeld,
+  claimPendingWork,
+  completePendingWork,
+  markServingRestored,
+  markVolumeLegal,
+  OperationRegistry,
+  recordIllegalVolume,
+  recordStoppedWork,
+  releaseClaim,
+} from './lifecycle';
+import { serveImage } from '../serving/serve';
+import { settleLive, settleLiveWithoutDaemon } from '../serving/settle';
 import { ProgressReporter } from './progress';
 import type { ImageRecord, PendingWork } from './records';
 
@@ -95,6 +108,42 @@ export function createMendActivities(deps: ActivityDeps) {
     },
   };
 
+  /**
+   * What a served disk may need (on the host serving it): its daemon gone, so it is served again
+   * (its live step first settled from the volumes); a live step left half-way by an operation
+   * that is gone, settled from the daemon; a snapshot that a live snapshot left waiting, whose
+   * disk's step is completed. Null when the image needs none of these.
+   */
+  async function mendServed(repo: Repository, imageId: string, actor: Actor): Promise<MendOutcome | null> {
+    const image = await readImage(repo, imageId);
+    if (!image || image.removed) return null;
+    if (image.pending?.step === 'live-snapshot') {
+      const disk = await readImage(repo, image.pending.diskId);
+      if (!disk?.served) throw new DiskflowError('STORAGE_ERROR', `snapshot ${imageId} waits for a live snapshot of disk ${image.pending.diskId}, which is not served`, false);
+      await mendServed(repo, disk.imageId, actor);
+      await settleLive(deps, repo, (await readImage(repo, disk.imageId))!, actor);
+      await releaseClaim(repo, imageId, actor);
+      return 'usable';
+    }
+    const served = image.served;
+    if (!served || (!served.lost && !served.live)) return null;
+    if (served.hostId !== hostId) throw new DiskflowError('IMAGE_IN_USE', `image ${imageId} is served on ${served.hostId}: its mend runs there`);
+    if (served.lost) {
+      await settleLiveWithoutDaemon(repo, image, actor);
+      const now = (await readImage(repo, imageId))!;
+      await serveImage(connections.host.home, repo, now, served.mode);
+      await markServingRestored(repo, imageId, hostId);
+      await releaseClaim(repo, imageId, actor);
+      return 'usable';
+    }
+    if (image.operation && image.operation.id !== actor.operationId && (await operations.isRunning(image.operation.id))) {
+      throw new DiskflowError('IMAGE_BUSY', `image ${imageId} has a live ${served.live!.kind} under way (operation ${image.operation.id})`);
+    }
+    await settleLive(deps, repo, image, actor);
+    await releaseClaim(repo, imageId, actor);
+    return 'usable';
+  }
+
   /** Claims the image's pending work for this operation, waiting while another running one holds it. */
   async function claim(repo: Repository, imageId: string, actor: Actor): Promise<ImageRecord | 'removed'> {
     for (;;) {
@@ -110,6 +159,8 @@ export function createMendActivities(deps: ActivityDeps) {
   async function mend(input: ImageStep): Promise<MendOutcome> {
     const repo = connections.byUuid(input.repoUuid);
     const actor = { operationId: input.operationId, hostId };
+    const served = await mendServed(repo, input.imageId, actor);
+    if (served) return served;
     const image = await claim(repo, input.imageId, actor);
     if (image === 'removed') return 'removed';
     const work = image.pending;

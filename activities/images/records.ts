@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { ImageState, Stage } from '../../api/image-status';
-import { HostId, ImageId, ImageKind, Strategy, UserData } from '../../api/values';
+import { HostId, ImageId, ImageKind, ServeMode, Strategy, UserData } from '../../api/values';
 
 export const VolumeFormat = z.enum(['raw', 'qcow2']);
 
@@ -93,8 +93,39 @@ export const PendingWork = z.discriminatedUnion('step', [
   }),
   /** Fill the image's volume with another image's content. */
   z.looseObject({ step: z.literal('copy'), job: CopyJob }),
+  /** A snapshot's volume that a VM still writes until the live snapshot of `diskId` moves it off. */
+  z.looseObject({ step: z.literal('live-snapshot'), diskId: z.string() }),
 ]);
 export type PendingWork = z.infer<typeof PendingWork>;
+
+/**
+ * A live operation's change of a served disk's block graph, persisted before its QMP command and
+ * cleared by the record change after it: a worker or daemon that dies in between leaves it here,
+ * and whoever comes next (the retried step, teardown, a mend) settles the graph and the record
+ * from what the daemon, or the volumes, say (activities/serving/settle.ts).
+ */
+export const LiveStep = z.discriminatedUnion('kind', [
+  /** The VM moves onto `overlay`; the volume it wrote becomes snapshot `snapshotId`. */
+  z.object({ kind: z.literal('snapshot'), snapshotId: z.string(), overlay: z.string() }),
+  /** `upper` is committed into `lower` (below it); `pivoting` once the VM is being moved onto `lower`. */
+  z.object({ kind: z.literal('merge'), upper: z.string(), lower: z.string(), pivoting: z.boolean() }),
+  /** The chain is mirrored into `target` (write-blocking); `pivoting` once the VM is being moved onto it. */
+  z.object({ kind: z.literal('optimize'), target: z.string(), pivoting: z.boolean() }),
+]);
+export type LiveStep = z.infer<typeof LiveStep>;
+
+/** How a prepared image is served to its VM by diskflow's own qemu-storage-daemon, on one host. */
+export const Served = z.object({
+  hostId: HostId,
+  mode: ServeMode,
+  /** What the VM opens: an nbd+unix URI, a vhost-user-blk socket, a FUSE file. */
+  address: z.string(),
+  since: z.string(),
+  /** Its daemon was found gone: the VM lost its disk; a mend serves it again. */
+  lost: z.object({ at: z.string(), why: z.string() }).nullable().default(null),
+  live: LiveStep.nullable().default(null),
+});
+export type Served = z.infer<typeof Served>;
 
 export const OperationClaim = z.object({
   /** Workflow id of the operation working on the image. */
@@ -146,6 +177,8 @@ export const ImageRecord = z.looseObject({
   readers: z.record(z.string(), z.string()).default({}),
   /** Hosts that prepared the image for a VM, with when. */
   prepared: z.record(HostId, z.string()),
+  /** Served to its VM by diskflow's block layer (prepared with `serve`): live operations run through it. */
+  served: Served.nullable().default(null),
   hostId: HostId.nullable(),
   stage: Stage.nullable(),
   percentComplete: z.number().int().min(-1).max(100),

@@ -5,7 +5,7 @@
  */
 import type { ImageKind, Strategy, UserData } from '../../api/values';
 import type { Repository } from '../repository/repository';
-import { Actor, assertCopyable, claimForCopy, OperationRegistry } from './lifecycle';
+import { Actor, assertCopyable, claimForCopy, OperationRegistry, servedOn } from './lifecycle';
 import type { ImageRecord } from './records';
 
 export interface SourceFacts {
@@ -17,6 +17,8 @@ export interface SourceFacts {
   strategy: Strategy;
   volumeId: string;
   contentEpoch: number;
+  /** The host whose daemon serves the disk to its VM: a copy of it runs live there. */
+  servedOn?: string | null;
 }
 
 /**
@@ -43,5 +45,6 @@ export async function sourceFacts(
     strategy: checked.strategy,
     volumeId: checked.volumeId,
     contentEpoch: checked.contentEpoch,
+    servedOn: checked.kind === 'virtual-disk' ? servedOn(checked) : null,
   };
 }

@@ -51,7 +51,14 @@ export interface PersistCopyInput {
   base?: { imageId: string; volumeId: string } | null;
 }
 
-export const copyImage: Operation<CopyImageRequest, PersistCopyInput, { made: boolean }> = {
+export interface PersistedCopy {
+  /** Whether its data is still to be copied (false: a snapshot already there). */
+  made: boolean;
+  /** The source is served to its VM on this host: the copy runs live there. */
+  liveOn: string | null;
+}
+
+export const copyImage: Operation<CopyImageRequest, PersistCopyInput, PersistedCopy> = {
   async resolve(deps, targetRepoId, request) {
     const { connections, operations, hostId } = deps;
     const target = connections.byRepoId(targetRepoId);
@@ -77,7 +84,7 @@ export const copyImage: Operation<CopyImageRequest, PersistCopyInput, { made: bo
   },
 
   async persist(_deps, repo, input) {
-    return { made: await persistCopy(repo, input) };
+    return { made: await persistCopy(repo, input), liveOn: input.source.servedOn ?? null };
   },
 };
 

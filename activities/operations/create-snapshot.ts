@@ -15,7 +15,8 @@ import { randomUUID } from 'node:crypto';
 import type { UserData } from '../../api/values';
 import { failpoint } from '../failpoints';
 import { readImage } from '../images/image-store';
-import { freezeForSnapshot, persistNewImage } from '../images/lifecycle';
+import { Actor, beginLiveSnapshot, freezeForSnapshot, OperationRegistry, persistNewImage } from '../images/lifecycle';
+import type { Repository } from '../repository/repository';
 import type { Operation } from './operation';
 
 export interface CreateSnapshotRequest {
@@ -30,14 +31,21 @@ export interface PersistSnapshotInput extends CreateSnapshotRequest {
   hostId: string;
 }
 
-export const createSnapshot: Operation<CreateSnapshotRequest, PersistSnapshotInput, Record<never, never>> = {
+export interface PersistedSnapshot {
+  /** The disk is served to its VM on this host: the snapshot is taken live there (null: offline, by a mend of the disk). */
+  servedOn: string | null;
+}
+
+export const createSnapshot: Operation<CreateSnapshotRequest, PersistSnapshotInput, PersistedSnapshot> = {
   async resolve({ hostId }, _targetRepoId, request) {
     return { ...request, hostId };
   },
 
   async persist({ operations }, repo, input) {
-    if ((await readImage(repo, input.snapshotId))?.createdBy === input.operationId) return {};
+    const earlier = await readImage(repo, input.snapshotId);
+    if (earlier?.createdBy === input.operationId) return { servedOn: earlier.pending?.step === 'live-snapshot' ? ((await readImage(repo, input.diskId))?.served?.hostId ?? null) : null };
     const actor = { operationId: input.operationId, hostId: input.hostId };
+    if ((await readImage(repo, input.diskId))?.served) return persistLive(repo, input, actor, operations);
     const frozen = await freezeForSnapshot(repo, input.diskId, randomUUID(), actor, operations);
     failpoint('snapshot.disk-moved');
     await persistNewImage(repo, {
@@ -54,6 +62,30 @@ export const createSnapshot: Operation<CreateSnapshotRequest, PersistSnapshotInp
       pending: null,
       status: frozen.status,
     });
-    return {};
+    return { servedOn: null };
   },
 };
+
+/**
+ * A served disk: its intent is recorded on the disk (the overlay its VM moves onto), and the
+ * snapshot is persisted broken on the volume the VM still writes, until the live step moves the
+ * VM off it (activities/serving/live-snapshot.ts).
+ */
+async function persistLive(repo: Repository, input: PersistSnapshotInput, actor: Actor, operations: OperationRegistry): Promise<PersistedSnapshot> {
+  const begun = await beginLiveSnapshot(repo, input.diskId, { snapshotId: input.snapshotId, overlay: randomUUID() }, actor, operations);
+  await persistNewImage(repo, {
+    imageId: input.snapshotId,
+    kind: 'snapshot',
+    size: begun.size,
+    userData: input.userData,
+    strategy: begun.strategy,
+    volumeId: begun.volumeId,
+    operationId: input.operationId,
+    operationType: 'createSnapshot',
+    hostId: input.hostId,
+    claim: false,
+    pending: { step: 'live-snapshot', diskId: input.diskId },
+  });
+  failpoint('snapshot.live-persisted');
+  return { servedOn: begun.hostId };
+}

@@ -74,3 +74,23 @@ export async function chainOf(client: StorageClient, repoId: string, imageId: st
     await client.teardownImage(repoId, imageId);
   }
 }
+
+/**
+ * Which instant of a sequence of writes an image holds: k when it holds the first k writes and
+ * none of the others (every write at its own offset, over content `before` that differs from each
+ * pattern); throws when it holds no prefix (a torn copy). Read with qemu-io, the image opened
+ * read-only at `path`.
+ */
+export function instantOf(path: string, format: string, writes: Write[]): number {
+  const holds = writes.map((w) => {
+    try {
+      execFileSync('qemu-io', ['-r', '-U', '-f', format, '-c', `read -P 0x${w.pattern.toString(16)} ${w.offset} ${w.length}`, path], { stdio: 'pipe' });
+      return !/Pattern verification failed/.test(execFileSync('qemu-io', ['-r', '-U', '-f', format, '-c', `read -P 0x${w.pattern.toString(16)} ${w.offset} ${w.length}`, path], { encoding: 'utf8' }));
+    } catch {
+      return false;
+    }
+  });
+  const k = holds.indexOf(false) === -1 ? holds.length : holds.indexOf(false);
+  if (holds.slice(k).some(Boolean)) throw new Error(`torn: the image holds writes ${holds.map((h, i) => (h ? i : null)).filter((i) => i !== null).join(',')} of ${writes.length}, not a prefix`);
+  return k;
+}

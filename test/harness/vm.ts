@@ -83,3 +83,47 @@ export async function stopAllVms(): Promise<void> {
     ),
   );
 }
+
+/**
+ * A VM writing a logged sequence of patterns, one after the other, `paceMs` apart, until all are
+ * written or it is stopped: what it was answered is `vm.acknowledged`, in order.
+ */
+export class WriteSequence {
+  private stopped = false;
+  private done: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly vm: Vm,
+    readonly writes: Write[],
+    private readonly paceMs = 50,
+  ) {}
+
+  start(): this {
+    this.done = (async () => {
+      for (const write of this.writes) {
+        if (this.stopped) return;
+        await this.vm.write(write);
+        await new Promise((r) => setTimeout(r, this.paceMs));
+      }
+    })();
+    return this;
+  }
+
+  /** Stops after the write under way; resolves with the writes acknowledged. */
+  async stop(): Promise<Write[]> {
+    this.stopped = true;
+    await this.done;
+    return [...this.vm.acknowledged];
+  }
+
+  /** Resolves once every write of the sequence was acknowledged. */
+  async finished(): Promise<Write[]> {
+    await this.done;
+    return [...this.vm.acknowledged];
+  }
+}
+
+/** `count` writes of `length` bytes at distinct offsets, patterns `first`, `first + 1`, ... */
+export function sequenceOf(count: number, first: number, length: number, stride: number, start = 0): Write[] {
+  return Array.from({ length: count }, (_, i) => ({ pattern: (first + i) % 256, offset: start + i * stride, length }));
+}

@@ -1,5 +1,6 @@
 /** `diskflow disk ...` and `diskflow image ...`: virtual disks and images. */
 import { Command, Option } from 'commander';
+import type { ServeMode } from '../../../api/values';
 import { parseSize } from '../parse';
 import { printImageList, printImageStatus } from '../output';
 import { withClient } from '../run';
@@ -90,10 +91,11 @@ export function imageCommand(): Command {
     .command('prepare <repoId> <imageId>')
     .description('make an image usable by a VM on a host; prints the path and format to open (IMAGE_BUSY while an operation changes or copies it)')
     .option('--host <hostId>', 'the host that runs the VM (default: this host)')
+    .addOption(new Option('--serve <mode>', 'serve it through diskflow\'s block layer (live operations run while the VM writes)').choices(['nbd', 'vhost-user-blk', 'fuse']))
     .action(
       withClient(
-        (client, repoId: string, imageId: string, o: { host?: string }) => client.prepareImage(repoId, imageId, { hostId: o.host }),
-        (prepared) => say(`${prepared.path} (${prepared.format}${prepared.readOnly ? ', read-only' : ''})`),
+        (client, repoId: string, imageId: string, o: { host?: string; serve?: ServeMode }) => client.prepareImage(repoId, imageId, { hostId: o.host, serve: o.serve }),
+        (prepared) => say(`${prepared.path} (${prepared.served ? `served as ${prepared.served}` : prepared.format}${prepared.readOnly ? ', read-only' : ''})`),
       ),
     );
 
