@@ -123,7 +123,10 @@ export class WriteSequence {
   }
 }
 
-/** `count` writes of `length` bytes at distinct offsets, patterns `first`, `first + 1`, ... */
+/**
+ * `count` writes of `length` bytes at distinct offsets, patterns `first`, `first + 1`, ... (never
+ * 0, so that none reads like a place nothing was written).
+ */
 export function sequenceOf(count: number, first: number, length: number, stride: number, start = 0): Write[] {
-  return Array.from({ length: count }, (_, i) => ({ pattern: (first + i) % 256, offset: start + i * stride, length }));
+  return Array.from({ length: count }, (_, i) => ({ pattern: 1 + ((first - 1 + i) % 255), offset: start + i * stride, length }));
 }

@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Fix } from '../../api/image-status';
 import type { StorageClient } from '../../client/storage-client';
 import { instantOf, Model, sameContent, Write, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
@@ -28,7 +29,7 @@ beforeAll(async () => {
   host = await startHost('live-host', { DISKFLOW_COPY_RATE_LIMIT: '16M', DISKFLOW_SERVED_WATCH_MS: '500', DISKFLOW_FIX_KEY: 'served-test-cluster-key-of-32-bytes!' });
   client = await clientFor('live-host');
   path = await localRepository(client, 'live');
-  await localRepository(client, 'backups');
+  backups = await localRepository(client, 'backups');
 });
 
 afterEach(async () => {
@@ -166,5 +167,120 @@ describe('live operations while the VM writes', () => {
     expect(record.operation).toBeNull();
     expect(execFileSync('qemu-img', ['check', '-q', join(path, 'volumes', `${record.volumeId}.qcow2`)]).length).toBe(0);
   });
+
+  it('the RFC\'s incremental flow without stopping the VM: two backups while it writes, each restoring to its instant, the second holding only the changed clusters', async () => {
+    const base = Model.blank(SIZE);
+    const { disk, address } = await servedDisk(base, 'nbd', { pattern: 0x81, offset: 0, length: 16 * MiB });
+    const vm = Vm.start(address, 'raw');
+    const first = sequenceOf(20, 0x90, 64 * 1024, 512 * 1024, 20 * MiB);
+    const firstWriting = new WriteSequence(vm, first, 20).start();
+    const backup1 = await client.copyImage('backups', disk, null, {}, { kind: 'snapshot' });
+    await usable(backup1, 'backups');
+    await firstWriting.finished();
+    const second = sequenceOf(20, 0xb0, 64 * 1024, 512 * 1024, 40 * MiB);
+    const secondWriting = new WriteSequence(vm, second, 20).start();
+    const backup2 = await client.copyImage('backups', disk, backup1, {}, { kind: 'snapshot' });
+    await usable(backup2, 'backups');
+    await secondWriting.finished();
+    await vm.stop();
+    const all = [...first, ...second];
+    const instant = async (id: string) => {
+      const opened = await client.prepareImage('backups', id);
+      try {
+        return instantOf(opened.path, opened.format, all);
+      } finally {
+        await client.teardownImage('backups', id);
+      }
+    };
+    const [k1, k2] = [await instant(backup1), await instant(backup2)];
+    expect(k1).toBeLessThanOrEqual(first.length);
+    expect(k2).toBeGreaterThanOrEqual(first.length);
+    expect(await sameContent(client, 'backups', backup1, base.fork().write(...all.slice(0, k1)))).toBe(true);
+    expect(await sameContent(client, 'backups', backup2, base.fork().write(...all.slice(0, k2)))).toBe(true);
+    // The second backup is an overlay of the first holding only what changed between them.
+    const record = imageRecord(backupsPath(), backup2);
+    expect(record.incremental).toMatchObject({ baseImageId: backup1, method: 'bitmap' });
+    const allocated = allocatedBytes(join(backupsPath(), 'volumes', `${record.volumeId}.qcow2`));
+    expect(allocated).toBeGreaterThanOrEqual((k2 - k1) * 64 * 1024);
+    expect(allocated).toBeLessThanOrEqual((k2 - k1 + 2) * 64 * 1024);
+    // A disk made from the second backup is the disk at its instant.
+    const restored = await client.createVirtualDisk('backups', SIZE, backup2);
+    await usable(restored, 'backups');
+    expect(await sameContent(client, 'backups', restored, base.fork().write(...all.slice(0, k2)))).toBe(true);
+    await client.teardownImage('live', disk);
+    expect(await sameContent(client, 'live', disk, base.fork().write(...all))).toBe(true);
+  }, 120_000);
+
+  it('live merges of the top fold the chain while the VM writes: the VM is moved onto the volume below, no write is lost, the other snapshot keeps its instant', async () => {
+    const base = Model.blank(SIZE);
+    const { disk, address } = await servedDisk(base, 'nbd', { pattern: 0xc1, offset: 0, length: 8 * MiB });
+    const vm = Vm.start(address, 'raw');
+    const writes = sequenceOf(60, 0xd0, 64 * 1024, 512 * 1024, 10 * MiB);
+    const writing = new WriteSequence(vm, writes, 40).start();
+    const snapshots: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      snapshots.push(await client.createSnapshot('live', disk));
+      await usable(snapshots[i]);
+    }
+    const chainLength = () => execFileSync('qemu-img', ['info', '--backing-chain', '-U', join(path, 'volumes', `${imageRecord(path, disk).volumeId}.qcow2`)], { encoding: 'utf8' }).split('image:').length - 1;
+    expect(chainLength()).toBe(3);
+    const opened = await client.prepareImage('live', snapshots[0]);
+    const k = instantOf(opened.path, opened.format, writes);
+    await client.teardownImage('live', snapshots[0]);
+    // The newest snapshot removed: its volume is the disk's alone, and the top is folded into it.
+    await client.removeImage('live', snapshots[1]);
+    await runFixes('merge', disk);
+    expect(chainLength()).toBe(2);
+    expect(await sameContent(client, 'live', snapshots[0], base.fork().write(...writes.slice(0, k)))).toBe(true);
+    // The other one too: the disk ends on one volume.
+    await client.removeImage('live', snapshots[0]);
+    await runFixes('merge', disk);
+    expect(chainLength()).toBe(1);
+    await writing.finished();
+    await vm.stop();
+    expect(vm.acknowledged).toEqual(writes);
+    await client.teardownImage('live', disk);
+    expect(await sameContent(client, 'live', disk, base.fork().write(...writes))).toBe(true);
+    expect((await client.checkStorageRepository('live')).filter((f) => f.type === 'clean' || f.type === 'mend')).toEqual([]);
+  }, 120_000);
+
+  it('a live optimize flattens a served degraded disk into one raw volume while the VM writes, and moves the VM onto it', async () => {
+    const base = Model.blank(SIZE);
+    const source = await client.createVirtualDisk('live', SIZE);
+    await usable(source);
+    await writeImage(client, 'live', source, { pattern: 0xe1, offset: 0, length: 24 * MiB });
+    base.write({ pattern: 0xe1, offset: 0, length: 24 * MiB });
+    const snapshot = await client.createSnapshot('live', source);
+    await usable(source);
+    const disk = await client.createVirtualDisk('live', SIZE, snapshot, {}, { strategy: 'performance' });
+    await usable(disk);
+    const { path: address } = await client.prepareImage('live', disk, { serve: 'nbd' });
+    const vm = Vm.start(address, 'raw');
+    const writes = sequenceOf(40, 0xf0, 64 * 1024, 512 * 1024, 30 * MiB);
+    const writing = new WriteSequence(vm, writes, 40).start();
+    await runFixes('optimize', disk);
+    await writing.finished();
+    await vm.stop();
+    const record = imageRecord(path, disk);
+    expect(record).toMatchObject({ status: 'optimized', served: { mode: 'nbd' } });
+    expect(existsSync(join(path, 'volumes', `${record.volumeId}.raw`))).toBe(true);
+    await client.teardownImage('live', disk);
+    expect(await sameContent(client, 'live', disk, base.fork().write(...writes))).toBe(true);
+  }, 120_000);
 });
 
+/** Runs the fixes of `type` offered for `imageId`, each to its end. */
+async function runFixes(type: Fix['type'], imageId: string): Promise<void> {
+  const fixes = (await client.checkStorageRepository('live')).filter((f) => f.type === type && f.imageIds.includes(imageId));
+  expect(fixes.length, `a ${type} fix for ${imageId}`).toBeGreaterThan(0);
+  for (const fix of fixes) await client.waitForOperation((await client.fixStorageRepository('live', fix)).operationId);
+}
+
+let backups = '';
+const backupsPath = () => backups;
+
+/** Bytes of data a qcow2 volume holds itself (not its backing chain). */
+function allocatedBytes(volume: string): number {
+  const map = JSON.parse(execFileSync('qemu-img', ['map', '--output=json', '-U', volume], { encoding: 'utf8' })) as { length: number; depth: number; data: boolean }[];
+  return map.filter((e) => e.depth === 0 && e.data).reduce((sum, e) => sum + e.length, 0);
+}
