@@ -23,11 +23,19 @@ export const CreateSnapshotOptions = z.strictObject({
 });
 export type CreateSnapshotOptions = z.infer<typeof CreateSnapshotOptions>;
 
+/** Bytes per second a data job may move (a copy, a live merge or optimize): spares the storage and a running VM. */
+const Bandwidth = z
+  .number({ error: 'must be a number of bytes per second' })
+  .int({ error: 'must be a whole number of bytes per second' })
+  .positive({ error: 'must be greater than 0' })
+  .describe('bytes per second; unlimited (or the host\'s DISKFLOW_COPY_RATE_LIMIT) when absent');
+
 export const CopyImageOptions = z.strictObject({
   autoFix: z.boolean().default(true),
   strategy: Strategy.default('space'),
   ...lookup,
   kind: ImageKind.optional(),
+  bandwidth: Bandwidth.optional(),
   requestId: RequestId.optional(),
 });
 export type CopyImageOptions = z.infer<typeof CopyImageOptions>;
@@ -42,6 +50,7 @@ export const CheckOptions = z.strictObject({});
 
 export const FixOptions = z.strictObject({
   hostId: HostId.optional(),
+  bandwidth: Bandwidth.optional(),
   requestId: RequestId.optional(),
 });
 export type FixOptions = z.infer<typeof FixOptions>;

@@ -39,6 +39,7 @@ export async function copyImage(input: CopyImageInput): Promise<NewImageOutput> 
         kind: request.options.kind,
         autoFix: request.options.autoFix,
         lookup: request.options,
+        ...(request.options.bandwidth ? { bandwidth: request.options.bandwidth } : {}),
       });
       return { request, repo, step, persisted };
     },

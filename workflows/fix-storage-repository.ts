@@ -31,7 +31,8 @@ export async function fixStorageRepository(input: FixStorageRepositoryInput): Pr
         const { repoUuid } = await withCodes(() => onHost(request.hostId).resolveRepository({ repoId: request.repositoryId }));
         await withCodes(() => onHost(chosenHost).requireConnected({ repoUuid, repoId: request.repositoryId }));
       }
-      const { repo, persisted } = await persistStep(request.hostId, request.repositoryId, { op: 'accept-fix', data: request.fix.data, operationId });
+      const bandwidth = request.options.bandwidth ? { bandwidth: request.options.bandwidth } : {};
+      const { repo, persisted } = await persistStep(request.hostId, request.repositoryId, { op: 'accept-fix', data: request.fix.data, operationId, ...bandwidth });
       return { request, repo, plan: persisted.plan };
     },
     () => ({ operationId }),
@@ -42,13 +43,21 @@ export async function fixStorageRepository(input: FixStorageRepositoryInput): Pr
   const crossRepo = plan.type === 'mend' && plan.copyFrom ? hostTaskQueue(request.hostId) : undefined;
   // A served disk's fix runs where its daemon is, whatever host was asked.
   const served = plan.type !== 'clean' && plan.onHost ? hostTaskQueue(plan.onHost) : undefined;
-  await carryOut(repo, plan, operationId, control, served ?? chosen ?? crossRepo);
+  await carryOut(repo, plan, operationId, control, served ?? chosen ?? crossRepo, request.options.bandwidth);
   control.done();
   return answer.done({ operationId });
 }
 
-async function carryOut(repo: RepositoryRef, plan: FixPlan, operationId: string, control: ReturnType<typeof operationControl>, taskQueue?: string): Promise<void> {
+async function carryOut(
+  repo: RepositoryRef,
+  plan: FixPlan,
+  operationId: string,
+  control: ReturnType<typeof operationControl>,
+  taskQueue?: string,
+  bandwidth?: number,
+): Promise<void> {
   const repoUuid = repo.repoUuid;
+  const limit = bandwidth ? { bandwidth } : {};
   switch (plan.type) {
     case 'clean':
       if (plan.action === 'orphans') await onObjectManager(repo).cleanOrphans({ repoUuid, volumes: plan.volumes, strays: plan.strays });
@@ -58,13 +67,13 @@ async function carryOut(repo: RepositoryRef, plan: FixPlan, operationId: string,
       await control.fix(repo, plan.imageId, () => mendImage(repo, plan.imageId, taskQueue), taskQueue);
       return;
     case 'optimize': {
-      const left = await control.fix(repo, plan.imageId, () => forFixes(repo, taskQueue).optimizeImage({ repoUuid, imageId: plan.imageId, operationId }), taskQueue);
+      const left = await control.fix(repo, plan.imageId, () => forFixes(repo, taskQueue).optimizeImage({ repoUuid, imageId: plan.imageId, operationId, ...limit }), taskQueue);
       await cleanLeftBehind(repo, left);
       return;
     }
     case 'merge': {
       const left = await control.fix(repo, plan.imageId, () =>
-        forFixes(repo, taskQueue).mergeVolumes({ repoUuid, imageId: plan.imageId, operationId, upper: plan.upper, lower: plan.lower }), taskQueue,
+        forFixes(repo, taskQueue).mergeVolumes({ repoUuid, imageId: plan.imageId, operationId, upper: plan.upper, lower: plan.lower, ...limit }), taskQueue,
       );
       await cleanLeftBehind(repo, left);
       return;

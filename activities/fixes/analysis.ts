@@ -83,7 +83,8 @@ export function analyse(scan: RepositoryScan, options: AnalysisOptions): Planned
     // mend: broken images
     if (image.pending?.step === 'live-snapshot') {
       const disk = byId.get(image.pending.diskId);
-      if (!disk || busy(disk) || !disk.served) continue;
+      // The disk's own mend settles its live step, this snapshot with it.
+      if (!disk || busy(disk) || !disk.served || disk.served.live) continue;
       const description = `complete the live snapshot ${image.imageId} of disk ${disk.imageId} on ${disk.served.hostId}`;
       fixes.push({ plan: { type: 'mend', imageId: image.imageId, copyFrom: null, onHost: disk.served.hostId, ...touches(image) }, type: 'mend', imageIds: [image.imageId], description, bytes: 0 });
       continue;

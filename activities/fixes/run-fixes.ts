@@ -9,9 +9,9 @@ import { DiskflowError } from '../../api/errors';
 import type { ActivityDeps, ImageStep } from '../deps';
 import { failpoint } from '../failpoints';
 import { runCopyJob } from '../images/copy-job';
-import { roomForData } from '../images/room';
+import { roomForData } from '../images/copy-limits';
 import { readChain, requireImage } from '../images/image-store';
-import { assertClaimedBy, foldTopInto, relinkVolume, releaseClaim, servedOn, switchToOptimized } from '../images/lifecycle';
+import { assertClaimedBy, foldTopInto, relinkVolume, releaseClaim, switchToOptimized } from '../images/lifecycle';
 import type { ImageRecord } from '../images/records';
 import { runLiveMerge } from '../serving/live-merge';
 import { runLiveOptimize } from '../serving/live-optimize';
@@ -26,11 +26,14 @@ export interface LeftBehind {
 
 export function createFixActivities(deps: ActivityDeps) {
   const { connections, hostId, settings } = deps;
-  /** A served disk is optimized and merged live, by its daemon: on the host serving it. */
+  /**
+   * A served disk is optimized and merged live, by its daemon: on the host serving it (and not
+   * at all while its daemon is gone: the live step refuses, pointing at the mend).
+   */
   const servedHere = (image: ImageRecord): boolean => {
-    const on = servedOn(image);
+    const on = image.served?.hostId;
     if (on && on !== hostId) throw new DiskflowError('IMAGE_IN_USE', `image ${image.imageId} is served to its VM on ${on}: this fix runs live there (run it with hostId ${on})`);
-    return on !== null;
+    return on !== undefined;
   };
 
   return {
@@ -85,7 +88,8 @@ export function createFixActivities(deps: ActivityDeps) {
           ]);
           await repo.ensureCapacity(input.lower, roomForData(upperData + lowerData, image.size));
         }
-        await qemuImg.commit(path, { base: lowerPath, directIo: repo.directIo, signal, onProgress: (f) => progress.report(100 * f) });
+        const rateLimit = input.bandwidth ?? settings.copyRateLimit ?? undefined;
+        await qemuImg.commit(path, { base: lowerPath, directIo: repo.directIo, rateLimit, signal, onProgress: (f) => progress.report(100 * f) });
         failpoint('merge.committed');
         await progress.enter({ current: 2, total: 2 });
         if (at === 0) {

@@ -37,7 +37,7 @@ import { ProgressReporter } from './progress';
 import { startTracking } from './change-tracking';
 import { runIncrementalCopy } from './incremental-job';
 import { runLiveFullCopy } from './live-copy-job';
-import { roomForData } from './room';
+import { bandwidthOf, roomForData } from './copy-limits';
 import type { ChangeTracking, CopyJob, VolumeRecord } from './records';
 import type { SourceFacts } from './source-facts';
 
@@ -47,7 +47,13 @@ export type CopyOutcome = 'done' | 'removed';
 export const COPY_STAGES = 2;
 
 /** A new copy job of `source`, into a fresh volume: raw and preallocated for performance, else qcow2. */
-export function newCopyJob(source: Pick<SourceFacts, 'repoUuid' | 'imageId' | 'contentEpoch'>, strategy: Strategy, volumeId = randomUUID(), base: CopyJob['base'] = null): CopyJob {
+export function newCopyJob(
+  source: Pick<SourceFacts, 'repoUuid' | 'imageId' | 'contentEpoch'>,
+  strategy: Strategy,
+  volumeId = randomUUID(),
+  base: CopyJob['base'] = null,
+  bandwidth: number | null = null,
+): CopyJob {
   // An overlay on a base is qcow2 whatever the strategy: only qcow2 has a backing file.
   const performance = strategy === 'performance' && !base;
   return {
@@ -60,6 +66,7 @@ export function newCopyJob(source: Pick<SourceFacts, 'repoUuid' | 'imageId' | 'c
     doneBytes: 0,
     attempt: null,
     base,
+    bandwidth,
   };
 }
 
@@ -193,7 +200,7 @@ async function copyAsAttempt(
         const started = Date.now();
         await copyRange(from, to, range, {
           targetIsZero,
-          rateLimit: settings.copyRateLimit ?? undefined,
+          rateLimit: bandwidthOf(current, settings),
           signal,
           onProgress: (fraction) => {
             const done = before + fraction * range.dataBytes;

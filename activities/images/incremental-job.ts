@@ -23,6 +23,7 @@ import { dataExtents } from '../qemu/convert';
 import { backupDirtyClusters } from '../qemu/storage-daemon';
 import { bitmapName, dropBitmap, judgeTracking, startTracking } from './change-tracking';
 import { dropServedBitmap, listServedBitmaps, liveBackup } from '../serving/live-copy';
+import { bandwidthOf } from './copy-limits';
 import { readChain, readImage, readVolume } from './image-store';
 import { copySourceAfter, markVolumeLegal, NewVolume, recordCopyOutcome, recordIllegalVolume, servedOn } from './lifecycle';
 import type { ProgressReporter } from './progress';
@@ -129,7 +130,7 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
           target: { volumeId: volume.volumeId, format: 'qcow2', path: overlayPath, directIo: repo.directIo },
           sync: verdict.trusted ? { mode: 'bitmap', bitmap: verdict.bitmap } : { mode: 'full' },
           newBitmap: tracking?.bitmap ?? null,
-          speed: deps.settings.copyRateLimit ?? undefined,
+          speed: bandwidthOf(current, deps.settings),
           onProgress: (done, total) => progress.report(total ? (100 * done) / total : 100, { doneBytes: done, totalBytes: total }),
         });
       } else if (verdict.trusted) {
@@ -140,7 +141,7 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
           {
             signal,
             beforeWrite: room,
-            rateLimit: deps.settings.copyRateLimit ?? undefined,
+            rateLimit: bandwidthOf(current, deps.settings),
             onProgress: (done, total) => progress.report(total ? (100 * done) / total : 100, { doneBytes: done, totalBytes: total }),
           },
         );

@@ -13,7 +13,7 @@ import { dataExtents } from '../qemu/convert';
 import type { Repository } from '../repository/repository';
 import { liveBackup, liveBackupUnderway } from '../serving/live-copy';
 import { bitmapName } from './change-tracking';
-import { roomForData } from './room';
+import { bandwidthOf, roomForData } from './copy-limits';
 import { readChain, readImage } from './image-store';
 import { copySourceAfter, markVolumeLegal, recordCopyOutcome, recordIllegalVolume } from './lifecycle';
 import type { ProgressReporter } from './progress';
@@ -64,7 +64,7 @@ export async function runLiveFullCopy(ctx: LiveCopyContext): Promise<'done' | 'r
       target: { volumeId: job.volumeId, format: job.format, path, directIo: repo.directIo },
       sync: { mode: 'full' },
       newBitmap: bitmap,
-      speed: deps.settings.copyRateLimit ?? undefined,
+      speed: bandwidthOf(job, deps.settings),
       onProgress: (done, total) => progress.report(total ? (100 * done) / total : 0, { doneBytes: done, totalBytes: total }),
     });
     failpoint('live.copy-done');

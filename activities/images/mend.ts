@@ -16,6 +16,7 @@ import {
   Actor,
   ClaimHeld,
   claimPendingWork,
+  completeFrozenSnapshot,
   completePendingWork,
   markServingRestored,
   markVolumeLegal,
@@ -121,7 +122,10 @@ export function createMendActivities(deps: ActivityDeps) {
       const disk = await readImage(repo, image.pending.diskId);
       if (!disk?.served) throw new DiskflowError('STORAGE_ERROR', `snapshot ${imageId} waits for a live snapshot of disk ${image.pending.diskId}, which is not served`, false);
       await mendServed(repo, disk.imageId, actor);
-      await settleLive(deps, repo, (await readImage(repo, disk.imageId))!, actor);
+      const settled = (await readImage(repo, disk.imageId))!;
+      await settleLive(deps, repo, settled, actor);
+      // The disk moved off the snapshot's volume already (its record did, and then the step stopped).
+      if (settled.volumeId !== image.volumeId) await completeFrozenSnapshot(repo, imageId, settled.status);
       await releaseClaim(repo, imageId, actor);
       return 'usable';
     }

@@ -54,6 +54,8 @@ export const CopyJob = z.object({
    * same repository) and receives only what differs from it (docs: "Incremental copies").
    */
   base: z.object({ imageId: z.string(), volumeId: z.string() }).nullable().default(null),
+  /** Bytes per second the copy may move, as its call asked (null: the host's DISKFLOW_COPY_RATE_LIMIT, or unlimited). */
+  bandwidth: z.number().int().positive().nullable().default(null),
 });
 export type CopyJob = z.infer<typeof CopyJob>;
 

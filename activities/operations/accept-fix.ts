@@ -21,11 +21,14 @@ import type { Operation } from './operation';
 export interface AcceptFixRequest {
   data: string;
   operationId: string;
+  /** Bytes per second an optimize's copy may move. */
+  bandwidth?: number;
 }
 
 export interface AcceptFixInput {
   plan: FixPlan;
   operationId: string;
+  bandwidth?: number;
 }
 
 const stale = (why: string) => new DiskflowError('FIX_INVALID', `fix is stale: ${why}; run checkStorageRepository again for current fixes`);
@@ -33,16 +36,16 @@ const stale = (why: string) => new DiskflowError('FIX_INVALID', `fix is stale: $
 export const acceptFix: Operation<AcceptFixRequest, AcceptFixInput, { plan: FixPlan }> = {
   async resolve({ connections, settings }, targetRepoId, request) {
     const target = connections.byRepoId(targetRepoId);
-    return { plan: openFix(request.data, target.header.uuid, settings.fixKey), operationId: request.operationId };
+    return { plan: openFix(request.data, target.header.uuid, settings.fixKey), operationId: request.operationId, ...(request.bandwidth ? { bandwidth: request.bandwidth } : {}) };
   },
 
-  async persist(deps, repo, { plan, operationId }) {
-    await repo.withChainsLock(() => accept(deps, repo, plan, operationId));
+  async persist(deps, repo, { plan, operationId, bandwidth }) {
+    await repo.withChainsLock(() => accept(deps, repo, plan, operationId, bandwidth ?? null));
     return { plan };
   },
 };
 
-async function accept({ operations, hostId }: ActivityDeps, repo: Repository, plan: FixPlan, operationId: string): Promise<void> {
+async function accept({ operations, hostId }: ActivityDeps, repo: Repository, plan: FixPlan, operationId: string, bandwidth: number | null): Promise<void> {
   for (const [imageId, generation] of Object.entries(plan.images)) {
     const image = await readImage(repo, imageId);
     if (!image) throw stale(`image ${imageId} is gone`);
@@ -62,7 +65,7 @@ async function accept({ operations, hostId }: ActivityDeps, repo: Repository, pl
     {
       type: plan.type,
       generation: plan.images[plan.imageId],
-      optimizeInto: (img) => newCopyJob({ repoUuid: repo.header.uuid, ...img }, plan.type === 'optimize' && plan.format === 'raw' ? 'performance' : 'space'),
+      optimizeInto: (img) => newCopyJob({ repoUuid: repo.header.uuid, ...img }, plan.type === 'optimize' && plan.format === 'raw' ? 'performance' : 'space', undefined, null, bandwidth),
     },
     { operationId, hostId },
     operations,

@@ -35,6 +35,8 @@ export interface CopyImageRequest {
   kind: ImageKind | undefined;
   autoFix: boolean;
   lookup: LookupOptions;
+  /** Bytes per second the copy may move. */
+  bandwidth?: number;
 }
 
 export interface PersistCopyInput {
@@ -49,6 +51,7 @@ export interface PersistCopyInput {
   autoFix: boolean;
   /** An incremental copy's base: a snapshot in the target repository, and its volume. */
   base?: { imageId: string; volumeId: string } | null;
+  bandwidth?: number | null;
 }
 
 export interface PersistedCopy {
@@ -80,6 +83,7 @@ export const copyImage: Operation<CopyImageRequest, PersistCopyInput, PersistedC
       strategy: request.strategy,
       autoFix: request.autoFix,
       base,
+      bandwidth: request.bandwidth ?? null,
     };
   },
 
@@ -103,7 +107,7 @@ export async function persistCopy(repo: Repository, input: PersistCopyInput): Pr
       const base = await readImage(repo, input.base.imageId);
       if (!base || base.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `base image ${input.base.imageId} is not in the target repository`);
     }
-    const job = newCopyJob(input.source, input.strategy, randomUUID(), input.base ?? null);
+    const job = newCopyJob(input.source, input.strategy, randomUUID(), input.base ?? null, input.bandwidth ?? null);
     return persistNewImage(repo, {
       imageId: input.imageId,
       kind: input.kind,

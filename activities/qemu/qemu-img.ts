@@ -75,10 +75,11 @@ export async function checkDeviceAlone(path: string, runOptions?: RunOptions): P
  */
 export async function commit(
   path: string,
-  options: { base: string; directIo: boolean; signal?: AbortSignal; onProgress?: (fraction: number) => void },
+  options: { base: string; directIo: boolean; rateLimit?: number; signal?: AbortSignal; onProgress?: (fraction: number) => void },
 ): Promise<void> {
   const args = ['commit', '-p', '-f', 'qcow2', '-b', options.base];
   if (options.directIo) args.push('-t', 'none');
+  if (options.rateLimit) args.push('-r', String(options.rateLimit));
   args.push(path);
   await run('qemu-img', args, { signal: options.signal, onStdout: progressParser(options.onProgress) });
 }

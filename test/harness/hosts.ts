@@ -4,7 +4,7 @@
  * started it (stopAllHosts in afterAll), and killed if the test process exits first.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -114,10 +114,49 @@ export async function stopAllHosts(): Promise<void> {
   // A stopped host keeps its repository mounts (docs/ARCHITECTURE.md): unmount them first, so
   // removing the home never reaches into a repository through its mount point.
   for (const home of homes.splice(0)) {
+    await stopServedDaemons(home);
     unmountUnder(home);
     rmSync(home, { recursive: true, force: true });
   }
 }
+
+/**
+ * The daemons serving disks a test left prepared: they outlive their worker by design, so the
+ * test stops them, by their pid files under the host's DISKFLOW_HOME (FUSE exports unmount as
+ * their daemon exits).
+ */
+async function stopServedDaemons(home: string): Promise<void> {
+  const served = join(home, 'served');
+  if (!existsSync(served)) return;
+  const pids = readdirSync(served)
+    .map((name) => Number(readFileSafe(join(served, name, 'qsd.pid'))))
+    .filter((pid) => pid > 0);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      continue;
+    }
+    for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const readFileSafe = (path: string): string => {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return '';
+  }
+};
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 export function clientFor(hostId: string): Promise<StorageClient> {
   return StorageClient.connect({ address: temporalAddress(), hostId });

@@ -284,3 +284,134 @@ function allocatedBytes(volume: string): number {
   const map = JSON.parse(execFileSync('qemu-img', ['map', '--output=json', '-U', volume], { encoding: 'utf8' })) as { length: number; depth: number; data: boolean }[];
   return map.filter((e) => e.depth === 0 && e.data).reduce((sum, e) => sum + e.length, 0);
 }
+
+describe('a worker killed in the middle of a live operation', () => {
+  /** Every fix a check offers, run until a check offers none of clean or mend. */
+  async function healAll(): Promise<void> {
+    for (let round = 0; round < 5; round++) {
+      let ran = 0;
+      for (const repo of ['live', 'backups']) {
+        for (const fix of await client.checkStorageRepository(repo)) {
+          // A fix run before may have done this one's work too (it is then stale): the next check tells.
+          const started = await client.fixStorageRepository(repo, fix).catch(() => null);
+          if (started) await client.waitForOperation(started.operationId).catch(() => undefined);
+          ran++;
+        }
+      }
+      if (!ran) break;
+    }
+    for (const repo of ['live', 'backups']) expect((await client.checkStorageRepository(repo)).filter((f) => f.type === 'clean' || f.type === 'mend'), repo).toEqual([]);
+  }
+
+  async function forgetRunningWorkflows(): Promise<void> {
+    for await (const wf of client.temporal.workflow.list({ query: `ExecutionStatus = 'Running'` })) {
+      await client.temporal.workflow.getHandle(wf.workflowId).terminate('forgotten: healing from storage alone').catch(() => undefined);
+    }
+  }
+
+  type Live = 'snapshot' | 'merge' | 'optimize' | 'copy';
+  const scenarios: [Live, string][] = [
+    ['snapshot', 'live.snapshot-overlay-added'],
+    ['snapshot', 'live.snapshot-switched'],
+    ['merge', 'live.merge-pivoting'],
+    ['merge', 'live.merge-committed'],
+    ['optimize', 'live.optimize-pivoting'],
+    ['optimize', 'live.optimize-pivoted'],
+    ['copy', 'live.copy-done'],
+  ];
+
+  it.each(scenarios)('a live %s killed at %s: the VM goes on writing, and check and fix alone complete or undo it', async (kind, point) => {
+    const base = Model.blank(SIZE);
+    let disk: string;
+    let fix: Fix | undefined;
+    if (kind === 'optimize') {
+      const source = await client.createVirtualDisk('live', SIZE);
+      await usable(source);
+      await writeImage(client, 'live', source, { pattern: 0x21, offset: 0, length: 8 * MiB });
+      base.write({ pattern: 0x21, offset: 0, length: 8 * MiB });
+      const snapshot = await client.createSnapshot('live', source);
+      await usable(source);
+      disk = await client.createVirtualDisk('live', SIZE, snapshot, {}, { strategy: 'performance' });
+      await usable(disk);
+    } else {
+      disk = await client.createVirtualDisk('live', SIZE);
+      await usable(disk);
+      await writeImage(client, 'live', disk, { pattern: 0x21, offset: 0, length: 8 * MiB });
+      base.write({ pattern: 0x21, offset: 0, length: 8 * MiB });
+    }
+    const { path: address } = await client.prepareImage('live', disk, { serve: 'nbd' });
+    const vm = Vm.start(address, 'raw');
+    // Long enough to outlast the worker's death and restart; stopped once all is healed.
+    const writes = sequenceOf(400, 0x40, 64 * 1024, 128 * 1024, 10 * MiB);
+    const writing = new WriteSequence(vm, writes, 25).start();
+    if (kind === 'merge') {
+      const snapshot = await client.createSnapshot('live', disk);
+      await usable(snapshot);
+      await client.removeImage('live', snapshot);
+      fix = (await client.checkStorageRepository('live')).find((f) => f.type === 'merge' && f.imageIds.includes(disk));
+    }
+    if (kind === 'optimize') fix = (await client.checkStorageRepository('live')).find((f) => f.type === 'optimize' && f.imageIds.includes(disk));
+
+    await host.restart({ DISKFLOW_FAILPOINTS: point });
+    let started: Promise<string | null> = Promise.resolve(null);
+    try {
+      const made =
+        kind === 'snapshot'
+          ? client.createSnapshot('live', disk)
+          : kind === 'copy'
+            ? client.copyImage('backups', disk)
+            : client.fixStorageRepository('live', fix!).then(() => null);
+      started = made.catch(() => null);
+      await Promise.race([host.exited(), new Promise((_, reject) => setTimeout(() => reject(new Error(`failpoint ${point} was not reached`)), 60_000))]);
+      // The worker is gone; the daemon serving the disk is not, and the VM goes on writing.
+      const acknowledged = vm.acknowledged.length;
+      await eventually(async () => vm.acknowledged.length, (n) => n > acknowledged + 2, 20_000);
+      await forgetRunningWorkflows();
+    } finally {
+      await host.restart({ DISKFLOW_FAILPOINTS: '' });
+    }
+    const id = await started;
+    await healAll();
+    const written = await writing.stop();
+    await vm.stop();
+    expect(written).toEqual(writes.slice(0, written.length));
+    await client.teardownImage('live', disk);
+    expect(await sameContent(client, 'live', disk, base.fork().write(...written))).toBe(true);
+    if (id) {
+      const repo = kind === 'copy' ? 'backups' : 'live';
+      expect(await client.getImageStatus(repo, id)).toMatchObject({ status: 'optimized' });
+      const opened = await client.prepareImage(repo, id);
+      const k = instantOf(opened.path, opened.format, writes);
+      await client.teardownImage(repo, id);
+      expect(await sameContent(client, repo, id, base.fork().write(...writes.slice(0, k)))).toBe(true);
+    }
+    if (kind === 'optimize') expect(await client.getImageStatus('live', disk)).toMatchObject({ status: 'optimized' });
+  }, 180_000);
+
+  it('the daemon killed in the middle of a live optimize: reported, served again from the volumes (the mirror undone), and the optimize runs again', async () => {
+    const base = Model.blank(SIZE);
+    const source = await client.createVirtualDisk('live', SIZE);
+    await usable(source);
+    await writeImage(client, 'live', source, { pattern: 0x61, offset: 0, length: 32 * MiB });
+    base.write({ pattern: 0x61, offset: 0, length: 32 * MiB });
+    const snapshot = await client.createSnapshot('live', source);
+    await usable(source);
+    const disk = await client.createVirtualDisk('live', SIZE, snapshot, {}, { strategy: 'performance' });
+    await usable(disk);
+    await client.prepareImage('live', disk, { serve: 'nbd' });
+    const fix = (await client.checkStorageRepository('live')).find((f) => f.type === 'optimize' && f.imageIds.includes(disk))!;
+    const { operationId } = await client.fixStorageRepository('live', fix);
+    await eventually(async () => imageRecord(path, disk).served?.live?.kind, (k) => k === 'optimize', 20_000);
+    process.kill(daemonPid(disk), 'SIGKILL');
+    await expect(client.waitForOperation(operationId)).rejects.toBeDefined();
+    await eventually(() => client.getImageStatus('live', disk), (s) => /is gone/.test(s.lastError ?? ''), 20_000);
+    const mend = (await client.checkStorageRepository('live')).find((f) => f.type === 'mend' && f.imageIds.includes(disk))!;
+    expect(mend.description).toMatch(/settling its live optimize from its volumes/);
+    await client.waitForOperation((await client.fixStorageRepository('live', mend)).operationId);
+    const again = (await client.checkStorageRepository('live')).find((f) => f.type === 'optimize' && f.imageIds.includes(disk))!;
+    await client.waitForOperation((await client.fixStorageRepository('live', again)).operationId);
+    await client.teardownImage('live', disk);
+    expect(await client.getImageStatus('live', disk)).toMatchObject({ status: 'optimized' });
+    expect(await sameContent(client, 'live', disk, base)).toBe(true);
+  }, 120_000);
+});
