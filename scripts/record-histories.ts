@@ -189,6 +189,29 @@ const scenarios: Scenario[] = [
       for (const id of made) await waitUsable(c, repo, id);
     },
   ],
+  [
+    // A disk served to its VM: snapshot, copy, merge and optimize run live, by its daemon.
+    'served-disk-live-operations',
+    async (c, { repo }) => {
+      const source = await c.createVirtualDisk(repo, 1 << 20);
+      await waitUsable(c, repo, source);
+      const base = await c.createSnapshot(repo, source);
+      await waitUsable(c, repo, source);
+      const disk = await c.createVirtualDisk(repo, 1 << 20, base, {}, { strategy: 'performance' });
+      await waitUsable(c, repo, disk);
+      await c.prepareImage(repo, disk, { serve: 'nbd' });
+      const snapshot = await c.createSnapshot(repo, disk);
+      await waitUsable(c, repo, snapshot);
+      await waitUsable(c, repo, await c.copyImage(repo, disk, null, {}, { bandwidth: 64 << 20 }));
+      await c.removeImage(repo, snapshot);
+      for (const type of ['merge', 'optimize']) {
+        for (const fix of (await c.checkStorageRepository(repo)).filter((f) => f.type === type && f.imageIds.includes(disk))) {
+          await c.waitForOperation((await c.fixStorageRepository(repo, fix)).operationId).catch(() => undefined);
+        }
+      }
+      await c.teardownImage(repo, disk);
+    },
+  ],
   ['disconnect-ok', (c, { repo }) => c.disconnectStorageRepository(repo)],
 ];
 
