@@ -1,9 +1,27 @@
 /**
- * Runs the field's own tools (qemu-img, mount, lvm, ...) with argument arrays, never a shell
- * string. A cancelled activity's AbortSignal kills the child, so no tool outlives its step.
+ * Runs the field's own tools (qemu-img, mount, lvm, dd, ...) with argument arrays, never a shell
+ * string. No tool outlives its step: a cancelled activity's AbortSignal kills the child, and
+ * every child is started under `setpriv --pdeathsig KILL`, so the kernel kills it when its
+ * worker dies, even by SIGKILL (a qemu-img left writing a volume after its worker is gone would
+ * race the retried step on another host). Only what must outlive the worker by design (a daemon
+ * serving a VM's disk) is started with `outliveWorker`.
  */
-import { spawn } from 'node:child_process';
+import { ChildProcess, spawn, SpawnOptions } from 'node:child_process';
 import { DiskflowError } from '../api/errors';
+
+/**
+ * spawn(2) of `command`, tied to this process: the kernel sends it SIGKILL when this process's
+ * thread that started it ends (Node starts children from its main thread, which ends with the
+ * process). setpriv sets the signal, then execs the command, so the child keeps its pid.
+ */
+export function spawnTied(command: string, args: readonly string[], options: SpawnOptions & { outliveWorker?: boolean } = {}): ChildProcess {
+  const { outliveWorker, ...spawnOptions } = options;
+  if (outliveWorker) return spawn(command, args, spawnOptions);
+  return spawn('setpriv', ['--pdeathsig', 'KILL', '--', command, ...args], spawnOptions);
+}
+
+/** setpriv's own failure to start the command (exit 127 with this message): reported as the command missing. */
+const NOT_EXECUTED = /^setpriv: failed to execute/m;
 
 export interface RunOptions {
   signal?: AbortSignal;
@@ -12,6 +30,8 @@ export interface RunOptions {
   /** Exit codes that are not failures (e.g. `qemu-img compare` returns 1 for "differ"). */
   okExitCodes?: number[];
   env?: NodeJS.ProcessEnv;
+  /** Not tied to the worker's life (a daemon that must outlive it by design); false for every tool. */
+  outliveWorker?: boolean;
 }
 
 export interface RunResult {
@@ -26,28 +46,32 @@ const NO_SPACE = /No space left on device|ENOSPC|Insufficient free space/i;
 export function run(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     if (options.signal?.aborted) return reject(abortError(command, options.signal));
-    const child = spawn(command, args, {
+    const child = spawnTied(command, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: options.env ?? { ...process.env, LC_ALL: 'C' },
+      outliveWorker: options.outliveWorker,
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       stdout += chunk;
       options.onStdout?.(chunk);
     });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     const onAbort = () => child.kill('SIGKILL');
     options.signal?.addEventListener('abort', onAbort, { once: true });
     child.on('error', (error: NodeJS.ErrnoException) => {
       options.signal?.removeEventListener('abort', onAbort);
-      const hint = error.code === 'ENOENT' ? ` (is ${command} installed? run: npm run bootstrap)` : '';
+      const hint = error.code === 'ENOENT' ? ` (is ${options.outliveWorker ? command : 'setpriv'} installed? run: npm run bootstrap)` : '';
       reject(new DiskflowError('STORAGE_ERROR', `${command}: ${error.message}${hint}`));
     });
     child.on('close', (code, signal) => {
       options.signal?.removeEventListener('abort', onAbort);
       if (options.signal?.aborted) return reject(abortError(command, options.signal));
       const exitCode = code ?? -1;
+      if (exitCode === 127 && NOT_EXECUTED.test(stderr)) {
+        return reject(new DiskflowError('STORAGE_ERROR', `${command}: not found (is ${command} installed? run: npm run bootstrap)`));
+      }
       if (exitCode === 0 || options.okExitCodes?.includes(exitCode)) return resolve({ stdout, stderr, exitCode });
       const detail = (stderr.trim() || stdout.trim() || `killed by ${signal}`).split('\n').slice(-3).join(' / ');
       const code_ = NO_SPACE.test(stderr) ? 'NO_SPACE' : 'STORAGE_ERROR';

@@ -11,8 +11,9 @@ export const RepoFormat = z.enum(REPO_FORMATS, { error: `must be one of ${REPO_F
 export type RepoFormat = z.infer<typeof RepoFormat>;
 
 /**
- * Mount options diskflow passes to mount(8). An allow-list, because options such as `exec`,
- * `suid` or `dev` would let a repository's content act on the host.
+ * Mount options diskflow passes to mount(8), after its own `nosuid,nodev` (activities/host/mounts.ts).
+ * An allow-list, because options such as `exec`, `suid` or `dev` would let a repository's
+ * content act on the host.
  */
 export const MOUNT_OPTION_ALLOW_LIST = [
   'ro', 'rw', 'sync', 'async', 'noatime', 'relatime', 'nodiratime', 'lazytime', 'nosuid', 'nodev', 'noexec',
@@ -31,6 +32,13 @@ export const MountOptions = z
     error: `may only use ${MOUNT_OPTION_ALLOW_LIST.join(', ')}`,
   });
 
+/**
+ * File systems a posixfs-1.0 repository may be. An allow-list: mount(8) runs a helper program
+ * for some types (`fuse.<anything>` runs the program the spec names, as root), and a repository
+ * must never make a host run something.
+ */
+export const VFS_TYPES = ['xfs', 'ext4', 'ext3', 'ext2', 'btrfs', 'nfs', 'nfs4', 'ceph', 'gfs2', 'ocfs2'] as const;
+
 const Hostname = z
   .string({ error: 'must be a host name or address' })
   .min(1)
@@ -42,7 +50,7 @@ export const PosixFsParams = z.strictObject({
   spec: z.string().min(1, { error: 'must not be empty' }).max(4096).refine((s) => !s.startsWith('-'), {
     error: 'must not start with "-"',
   }),
-  vfsType: z.string().regex(/^[a-z0-9][a-z0-9.]*$/, { error: 'must be a file system type such as xfs' }),
+  vfsType: z.enum(VFS_TYPES, { error: `must be one of ${VFS_TYPES.join(', ')}` }),
   mountOptions: MountOptions.optional(),
 });
 export const NfsParams = z.strictObject({ server: Hostname, export: AbsolutePath, mountOptions: MountOptions.optional() });

@@ -4,6 +4,8 @@
  * repoId handles the call uses: a repoId is only meaningful on the host that connected it.
  */
 import { z } from 'zod';
+import { canonicalJson } from './canonical-json';
+import { jsonShapeIssue } from './validation';
 import { withRepositorySpec } from './formats';
 import { Fix, ImageStatus, PreparedImage, RepositoryConstraints } from './image-status';
 import {
@@ -170,3 +172,19 @@ export type WorkflowType = keyof typeof WORKFLOW_CONTRACTS;
 
 /** The update an operation answers once its intent is durable (Update-With-Start). */
 export const PERSISTED_UPDATE = 'persisted';
+
+/**
+ * What makes two calls of an operation the same request: its input as validated (defaults
+ * filled in), in canonical JSON; for a fix, the fix's data stands for the fix (its description
+ * and byte count are a later check's words for the same plan). A requestId (the workflow id)
+ * names one request: the same id with another identity is refused with INVALID_ARGUMENT.
+ * Null when `input` is not a valid input of `type`.
+ */
+export function requestIdentity(type: WorkflowType, input: unknown): string | null {
+  if (jsonShapeIssue(input)) return null;
+  const parsed = WORKFLOW_CONTRACTS[type].input.safeParse(input);
+  if (!parsed.success) return null;
+  const value = type === 'fixStorageRepository' ? { ...(parsed.data as FixStorageRepositoryRequest), fix: { data: (parsed.data as FixStorageRepositoryRequest).fix.data } } : parsed.data;
+  return canonicalJson(value);
+}
+type FixStorageRepositoryRequest = z.output<typeof FixStorageRepositoryInput>;

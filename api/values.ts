@@ -5,6 +5,20 @@ import { z } from 'zod';
 export const MAX_VIRTUAL_SIZE = 2 ** 51;
 export const SECTOR_SIZE = 512;
 export const MAX_USER_DATA_BYTES = 64 * 1024;
+/** Levels of objects and arrays a userData value may nest (the object itself is level 1). */
+export const MAX_USER_DATA_DEPTH = 32;
+/**
+ * Keys refused anywhere in a value: JavaScript gives them meaning (a prototype), so a value
+ * carrying them would not read back as it was written in every language.
+ */
+export const RESERVED_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype'];
+
+/** A lowercase UUID, as a pattern to build names from (volume files, LVs, bitmaps). */
+export const UUID_PATTERN = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+const UUID = new RegExp(`^${UUID_PATTERN}$`);
+
+/** A lowercase UUID: how diskflow names images, volumes and repositories (never a path). */
+export const Uuid = z.string({ error: 'must be a UUID' }).regex(UUID, { error: 'must be a lowercase UUID' });
 
 export const Size = z
   .number({ error: 'must be a number of bytes' })
@@ -23,10 +37,25 @@ export type ServeMode = z.infer<typeof ServeMode>;
 
 export const ImageId = z
   .string({ error: 'must be an image id' })
-  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, {
+  .regex(UUID, {
     error: 'must be an image id (a lowercase UUID)',
   });
 export type ImageId = z.infer<typeof ImageId>;
+
+/** A volume's id, as records and volume names hold it. */
+export const VolumeId = Uuid;
+/** The identity of a repository (the `uuid` of its header), as task queue names and steps carry it. */
+export const RepoUuid = Uuid;
+
+/**
+ * An operation's id: the workflow id of the operation (chosen by the engine, at most Temporal's
+ * 1000 characters), never used as a path.
+ */
+export const OperationId = z
+  .string({ error: 'must be an operation id' })
+  .min(1, { error: 'must not be empty' })
+  .max(1000, { error: 'must be at most 1000 characters' })
+  .regex(/^\P{Cc}+$/u, { error: 'must not contain control characters' });
 
 const HANDLE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -65,6 +94,28 @@ export const AbsolutePath = z
   })
   .describe('an absolute, normalised path: no "..", "." or empty segments, no trailing "/"');
 
+/** How deep a JSON value nests: 0 for a scalar, 1 for an object or array of scalars, ... */
+export function jsonDepth(value: unknown): number {
+  let deepest = 0;
+  // Two stacks, no pairs: userData is checked on every record a scan reads.
+  const values: unknown[] = [value];
+  const depths: number[] = [0];
+  while (values.length) {
+    const current = values.pop();
+    const depth = depths.pop()!;
+    if (current === null || typeof current !== 'object') continue;
+    deepest = Math.max(deepest, depth + 1);
+    for (const key in current) {
+      const child = (current as Record<string, unknown>)[key];
+      if (child !== null && typeof child === 'object') {
+        values.push(child);
+        depths.push(depth + 1);
+      }
+    }
+  }
+  return deepest;
+}
+
 export const UserData = z
   .record(z.string(), z.json({ error: 'must be JSON: no undefined, functions, NaN or Infinity' }), {
     error: 'must be a JSON object',
@@ -72,7 +123,13 @@ export const UserData = z
   .refine((value) => new TextEncoder().encode(JSON.stringify(value)).length <= MAX_USER_DATA_BYTES, {
     error: `must be at most ${MAX_USER_DATA_BYTES} bytes as JSON`,
   })
-  .describe(`any JSON object, at most ${MAX_USER_DATA_BYTES} bytes as JSON`);
+  .refine((value) => jsonDepth(value) <= MAX_USER_DATA_DEPTH, {
+    error: `must nest at most ${MAX_USER_DATA_DEPTH} levels of objects and arrays`,
+  })
+  .describe(
+    `any JSON object, at most ${MAX_USER_DATA_BYTES} bytes as JSON, nesting at most ${MAX_USER_DATA_DEPTH} levels, ` +
+      `without the keys ${RESERVED_KEYS.join(', ')}`,
+  );
 export type UserData = z.infer<typeof UserData>;
 
 export const Strategy = z.enum(['space', 'performance'], { error: 'must be "space" or "performance"' });

@@ -26,6 +26,28 @@ import { arg } from './measure';
 
 const MiB = 2 ** 20;
 const DATA = Buffer.alloc(64 * 1024, 1);
+
+/**
+ * The start of a qcow2 file as qemu-img writes it (version 3, 64 KiB clusters, no extensions
+ * but the end marker, then the backing file name), followed by filler: a check reads every
+ * complete qcow2 volume's header (docs/ARCHITECTURE.md, "Storage is untrusted").
+ */
+function qcow2Head(size: number, backing: string | null): Buffer {
+  const head = Buffer.from(DATA);
+  head.fill(0, 0, 4096);
+  head.writeUInt32BE(0x514649fb, 0); // magic
+  head.writeUInt32BE(3, 4); // version
+  if (backing) {
+    head.writeBigUInt64BE(112n, 8); // backing file name offset: after the header and the end extension
+    head.writeUInt32BE(Buffer.byteLength(backing), 16);
+    head.write(backing, 112, 'latin1');
+  }
+  head.writeUInt32BE(16, 20); // cluster bits
+  head.writeBigUInt64BE(BigInt(size), 24);
+  head.writeUInt32BE(4, 96); // refcount order
+  head.writeUInt32BE(104, 100); // header length; the end extension (zeros) follows at 104
+  return head;
+}
 /** Kernel-reported memory of a process, in MiB: resident now and its high-water mark. */
 function memoryOf(pid: number): { rss: number; peak: number; anon: number; file: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -41,8 +63,8 @@ export function populate(root: string, count: number): Record<string, number> {
     const volumeId = randomUUID();
     const record: VolumeRecord = { schema: 'diskflow.volume/1', volumeId, format, parentId, size, legal: true, createdAt: now, createdBy: 'bench' };
     writeFileSync(join(root, 'volumes', `${volumeId}.json`), JSON.stringify(record, null, 1) + '\n');
-    // Small images: 64 KiB of data each (the check reads metadata and sizes, not contents).
-    writeFileSync(join(root, 'volumes', `${volumeId}.${format}`), DATA);
+    // Small images: 64 KiB each (the check reads metadata, sizes and qcow2 headers, not contents).
+    writeFileSync(join(root, 'volumes', `${volumeId}.${format}`), format === 'qcow2' ? qcow2Head(size, parentId && `${parentId}.qcow2`) : DATA);
     return volumeId;
   };
   const image = (kind: ImageRecord['kind'], volumeId: string, size: number, extra: Partial<ImageRecord> = {}): string => {
@@ -95,7 +117,7 @@ export function populate(root: string, count: number): Record<string, number> {
         volume('qcow2', null, size);
         mix['orphan volume'] += 1;
       } else {
-        writeFileSync(join(root, 'tmp', `.${randomUUID()}.tmp`), 'x');
+        writeFileSync(join(root, 'tmp', `${randomUUID()}.json.${randomUUID()}.tmp`), 'x');
         mix['stray temporary file'] += 1;
       }
     }

@@ -35,6 +35,7 @@ import {
   ListImagesPageInput,
   PERSISTED_UPDATE,
   RemoveImageInput,
+  requestIdentity,
   WORKFLOW_CONTRACTS,
   WorkflowType,
 } from '../api/operations';
@@ -46,6 +47,9 @@ import { RepoId } from '../api/values';
 import { defaultHostId, stallAfterMs, temporalSettings } from './config';
 import { findStalledOperations, StalledOperation } from './stalled-operations';
 import { OperationProgress, PROGRESS_QUERY } from '../api/progress';
+
+/** The memo key holding the fingerprint of an operation's request (sha256 of its requestIdentity). */
+const REQUEST_MEMO = 'diskflowRequest';
 
 /** PendingActivityState SCHEDULED: no worker has the attempt yet. */
 const SCHEDULED = 1;
@@ -281,7 +285,10 @@ export class StorageClient {
   /**
    * Starts an operation and returns once it is persisted. The workflow id carries the requestId,
    * so the same request twice reaches the same workflow: one effect, one answer (a running
-   * workflow answers the update again; a finished one is asked for its result).
+   * workflow answers the update again; a finished one is asked for its result). The same id
+   * with other arguments is INVALID_ARGUMENT: the update carries the request, which the running
+   * workflow compares with its own (workflows/persisted.ts), and a finished one is compared by
+   * the fingerprint of its request kept in its memo.
    */
   private async operate<W extends WorkflowType>(
     type: W,
@@ -290,20 +297,27 @@ export class StorageClient {
     workflowIdReusePolicy: 'REJECT_DUPLICATE' | 'ALLOW_DUPLICATE_FAILED_ONLY' = 'REJECT_DUPLICATE',
   ): Promise<z.output<(typeof WORKFLOW_CONTRACTS)[W]['output']>> {
     const workflowId = `${type}:${requestId ?? randomUUID()}`;
+    const fingerprint = createHash('sha256').update(requestIdentity(type, input) ?? '').digest('hex');
     const startWorkflowOperation = new WithStartWorkflowOperation(type, {
       taskQueue: WORKFLOW_TASK_QUEUE,
       workflowId,
       args: [input],
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowIdReusePolicy,
+      memo: { [REQUEST_MEMO]: fingerprint },
     });
     try {
       await this.ensureConnected();
-      return (await this.temporal.workflow.executeUpdateWithStart(PERSISTED_UPDATE, { startWorkflowOperation })) as never;
+      return (await this.temporal.workflow.executeUpdateWithStart(PERSISTED_UPDATE, { startWorkflowOperation, args: [input] })) as never;
     } catch (error) {
       if (requestId && error instanceof WorkflowExecutionAlreadyStartedError) {
         try {
-          return await this.temporal.workflow.getHandle(workflowId).result();
+          const handle = this.temporal.workflow.getHandle(workflowId);
+          const memo = (await handle.describe()).memo?.[REQUEST_MEMO];
+          if (memo !== undefined && memo !== fingerprint) {
+            throw new DiskflowError('INVALID_ARGUMENT', `operation ${workflowId} was started with other arguments: a requestId names one request; use another requestId for another request`);
+          }
+          return await handle.result();
         } catch (resultError) {
           throw this.failure(resultError);
         }

@@ -10,7 +10,8 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 async function main(): Promise<void> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
-    workflowInterceptorModules: [require.resolve('../workflows/operation-metrics')],
+    // Registered by every worker that runs this bundle (workers/host-worker.ts): the metrics' and the requestId's.
+    workflowInterceptorModules: [require.resolve('../workflows/operation-metrics'), require.resolve('../workflows/interceptors')],
     logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} },
     // A line-only source map without the sources: the SDK needs one inline, but the full one is
     // two thirds of the bundle, held by every worker's workflow isolate (~25 MiB resident).

@@ -4,7 +4,6 @@
  * whose SRM this host is). Connecting and disconnecting repositories starts and stops pollers
  * while the process runs.
  */
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
@@ -12,16 +11,19 @@ import { NativeConnection, Worker, WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { ActivityDefaultsInterceptor } from '../activities/activity-defaults';
 import { HostConnections, RepositoryPollers } from '../activities/host/connections';
-import type { HostSettings } from '../activities/deps';
+import type { ActivityDeps, HostSettings } from '../activities/deps';
 import type { OperationRegistry } from '../activities/images/lifecycle';
 import type { Repository } from '../activities/repository/repository';
+import { DiskflowError } from '../api/errors';
 import { hostTaskQueue, repoTaskQueue, srmTaskQueue, WORKFLOW_TASK_QUEUE } from '../api/task-queues';
 import { leaseTiming } from '../activities/srm/delta-lease';
-import { metadataForwarder } from '../activities/srm/metadata-forwarder';
+import { createWorkflowLocalActivities } from '../activities/srm/apply-metadata';
+import { createMetadataForwarder } from '../activities/srm/metadata-forwarder';
 import { SrmPollers, SrmRoles } from '../activities/srm/srm-roles';
 import { watchServed } from '../activities/serving/watch';
 import type { TemporalSettings } from '../client/config';
-import { lockHome } from './home-lock';
+import { homeId, lockHome } from './home-lock';
+import { assertHostIdFree, workerIdentity } from './host-twin';
 import { loadFixKey } from './fix-key';
 import { hostSettings, maxConcurrentSteps } from './settings';
 import { installTemporalLogging, Logger } from './logger';
@@ -43,8 +45,11 @@ const SERVED_WATCH_MS = Number(process.env.DISKFLOW_SERVED_WATCH_MS ?? 5000);
 /** Prebuilt by `npm run build` (scripts/bundle-workflows.ts); bundled at start-up when absent. */
 const WORKFLOW_BUNDLE = join(__dirname, '..', 'workflow-bundle.js');
 const WORKFLOWS_PATH = require.resolve('../workflows');
-/** How each operation ended, for the metrics (in the prebuilt bundle too: scripts/bundle-workflows.ts). */
-export const WORKFLOW_INTERCEPTOR_MODULES = [require.resolve('../workflows/operation-metrics')];
+/**
+ * Workflow interceptors (in the prebuilt bundle too: scripts/bundle-workflows.ts): how each
+ * operation ended, for the metrics; the input it was started with, for its requestId.
+ */
+export const WORKFLOW_INTERCEPTOR_MODULES = [require.resolve('../workflows/operation-metrics'), require.resolve('../workflows/interceptors')];
 
 class TemporalOperations implements OperationRegistry {
   constructor(private readonly client: Client) {}
@@ -65,6 +70,8 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
   readonly srm: SrmRoles;
   private readonly running = new Map<string, { worker: Worker; done: Promise<void> }>();
   private readonly activityOptions: Pick<WorkerOptions, 'activities' | 'interceptors' | 'defaultHeartbeatThrottleInterval' | 'maxHeartbeatThrottleInterval'>;
+  /** The checks workflows run on the host that runs their task (local activities). */
+  private readonly localActivities: ReturnType<typeof createWorkflowLocalActivities>;
   private stopping = false;
   private watching: Promise<void> | null = null;
   private watchTimer: NodeJS.Timeout | undefined;
@@ -78,14 +85,21 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
     private readonly unlock: () => Promise<void>,
     settings: HostSettings,
     readonly metrics: WorkerMetrics | null,
+    home: { path: string; id: string },
   ) {
-    const { hostId, home, temporal, logger } = options;
+    const { hostId, temporal, logger } = options;
     const log = (message: string, fields?: Record<string, unknown>) => logger.info({ hostId, ...fields }, message);
-    this.srm = new SrmRoles(hostId, leaseTiming(), this, log);
-    this.connections = new HostConnections({ hostId, home, srm: this.srm, metadataOnSrm: metadataForwarder }, this, log);
+    this.srm = new SrmRoles(hostId, home.id, leaseTiming(), this, log);
+    this.connections = new HostConnections(
+      { hostId, home: home.path, homeId: home.id, srm: this.srm, metadataOnSrm: createMetadataForwarder(settings.fixKey) },
+      this,
+      log,
+    );
     const client = new Client({ connection: clientConnection, namespace: temporal.namespace });
+    const deps: ActivityDeps = { hostId, connections: this.connections, operations: new TemporalOperations(client), settings, srm: this.srm };
+    this.localActivities = createWorkflowLocalActivities(deps);
     this.activityOptions = {
-      activities: createActivities({ hostId, connections: this.connections, operations: new TemporalOperations(client), settings, srm: this.srm }),
+      activities: createActivities(deps),
       // The step tracker first: it sees each step's failure as the defaults interceptor coded it.
       interceptors: { activity: [...(metrics ? [metrics.activityInterceptors] : []), () => ({ inbound: new ActivityDefaultsInterceptor() })] },
       // Cancellation reaches an activity only through its heartbeats: send them often, so a
@@ -104,11 +118,19 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
       const connectionOptions = { address: temporal.address, tls: temporal.tls, apiKey: temporal.apiKey };
       const fixKey = await loadFixKey(home);
       if (!fixKey.shared) logger.warn({ hostId }, 'DISKFLOW_FIX_KEY is not set: fixes are signed with a key of this host only; set it, the same on every host, in a cluster');
+      // A key that cannot protect fixes stops the worker here, with what to change (fix-key.ts).
       const settings = hostSettings(fixKey.key);
-      const nativeConnection = await NativeConnection.connect(connectionOptions);
-      opened.push(nativeConnection);
+      const id = await homeId(home);
       const clientConnection = await Connection.connect(connectionOptions);
       opened.push(clientConnection);
+      // A host id is one host: refused while a live worker elsewhere serves it (host-twin.ts).
+      await assertHostIdFree(new Client({ connection: clientConnection, namespace: temporal.namespace }), temporal.namespace, hostId).catch((error: unknown) => {
+        if (error instanceof DiskflowError) throw error;
+        // A server that does not answer who polls (permissions): the leases still tell two holders apart.
+        logger.warn({ hostId, err: error }, 'could not ask the Temporal server whether another worker serves this host id');
+      });
+      const nativeConnection = await NativeConnection.connect(connectionOptions);
+      opened.push(nativeConnection);
       // The metrics read the host's connections when scraped, once the host exists.
       const made: { host?: HostWorker } = {};
       const metrics = options.metrics
@@ -122,13 +144,17 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
           })
         : null;
       if (metrics) opened.push(metrics);
-      const host = (made.host = new HostWorker(options, nativeConnection, clientConnection, unlock, settings, metrics));
+      const host = (made.host = new HostWorker(options, nativeConnection, clientConnection, unlock, settings, metrics, { path: home, id }));
+      // The prebuilt bundle holds the workflow interceptors; from source they are bundled here.
+      const bundled = existsSync(WORKFLOW_BUNDLE);
       await host.launch(
         await Worker.create({
           ...host.common(WORKFLOW_TASK_QUEUE),
-          ...(existsSync(WORKFLOW_BUNDLE)
-            ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } }
-            : { workflowsPath: WORKFLOWS_PATH, interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES } }),
+          ...(bundled ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } } : { workflowsPath: WORKFLOWS_PATH }),
+          // The workflow queue runs workflow tasks and their local activities only.
+          activities: host.localActivities,
+          enableNonLocalActivities: false,
+          interceptors: { ...host.activityOptions.interceptors, ...(bundled ? {} : { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }) },
           sinks: metrics?.sinks ?? droppedOperationSinks,
         }),
       );
@@ -173,7 +199,7 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
       connection: this.nativeConnection,
       namespace: this.options.temporal.namespace,
       taskQueue,
-      identity: `${this.options.hostId}@${hostname()}/${process.pid}`,
+      identity: workerIdentity(this.options.hostId),
       // A stopping host hands its activities back quickly: they are retried elsewhere or after restart.
       shutdownGraceTime: '3 seconds',
     };

@@ -3,12 +3,35 @@
  * actually completes" (the RFC). The client starts an operation with Update-With-Start on the
  * `persisted` update; the update returns as soon as the persist step is durable on the
  * repository, while the workflow goes on with the fix.
+ *
+ * The update takes the request as its argument (the workflow's own input, as the caller sent
+ * it): a requestId (a workflow id) names one request, so a call that reuses it with other
+ * arguments is refused with INVALID_ARGUMENT by the update's validator, before anything is
+ * recorded. Without the argument (an engine that does not send it) nothing is compared.
  */
-import { allHandlersFinished, condition, defineUpdate, setHandler } from '@temporalio/workflow';
-import { PERSISTED_UPDATE } from '../api/operations';
+import { ApplicationFailure } from '@temporalio/common';
+import { allHandlersFinished, condition, defineUpdate, setHandler, workflowInfo } from '@temporalio/workflow';
+import { PERSISTED_UPDATE, requestIdentity, WORKFLOW_CONTRACTS, WorkflowType } from '../api/operations';
 import { codedFailure } from './failures';
+import { startedWith } from './started-with';
 
-export const persistedUpdate = defineUpdate<unknown>(PERSISTED_UPDATE);
+export const persistedUpdate = defineUpdate<unknown, unknown[]>(PERSISTED_UPDATE);
+
+/** Refuses a `persisted` update whose request is not the one this workflow was started with. */
+function assertSameRequest(request: unknown): void {
+  if (request === undefined) return;
+  const { workflowType, workflowId } = workflowInfo();
+  const input = startedWith();
+  if (!input || !Object.hasOwn(WORKFLOW_CONTRACTS, workflowType)) return;
+  const type = workflowType as WorkflowType;
+  const asked = requestIdentity(type, request);
+  if (asked !== null && asked === requestIdentity(type, input.value)) return;
+  throw ApplicationFailure.create({
+    type: 'INVALID_ARGUMENT',
+    message: `operation ${workflowId} was started with other arguments: a requestId names one request; use another requestId for another request`,
+    nonRetryable: true,
+  });
+}
 
 type Outcome = { ok: true; answer: unknown } | { ok: false; failure: unknown };
 
@@ -25,11 +48,15 @@ export interface PersistFirst<A> {
 /** Must be called first thing in the workflow, so the update finds its handler. */
 export function answerOncePersisted<A>(): PersistFirst<A> {
   let outcome: Outcome | undefined;
-  setHandler(persistedUpdate, async () => {
-    await condition(() => outcome !== undefined);
-    if (!outcome!.ok) throw outcome!.failure;
-    return outcome!.answer;
-  });
+  setHandler(
+    persistedUpdate,
+    async () => {
+      await condition(() => outcome !== undefined);
+      if (!outcome!.ok) throw outcome!.failure;
+      return outcome!.answer;
+    },
+    { validator: (...args: unknown[]) => assertSameRequest(args[0]) },
+  );
   return {
     async persisting(steps, answer) {
       try {

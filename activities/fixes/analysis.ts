@@ -9,6 +9,11 @@
  *             limit, and optimizations that stopped half-way;
  * - merge:    two adjacent volumes of a chain that only one image needs (typically after the
  *             snapshot in between was removed): the upper is committed into the lower.
+ *
+ * An image that needs a volume which is not what its records say (scan.ts, `foreign`: a qcow2
+ * header naming a backing file outside its chain, say) is offered no fix that would open it; a
+ * mend is listed for it whose description says so, which only checks it again: diskflow cannot
+ * know what the volume should hold.
  */
 import type { ImageRecord } from '../images/records';
 import type { PlannedFix } from './plans';
@@ -69,6 +74,21 @@ export function analyse(scan: RepositoryScan, options: AnalysisOptions): Planned
 
   for (const image of scan.images) {
     if (image.removed || busy(image)) continue;
+
+    // Reported, never opened: an image needing a volume that is not what its records say.
+    const untrusted = [...neededBy(scan, image)].find((id) => scan.foreign.has(id));
+    if (untrusted) {
+      fixes.push({
+        plan: { type: 'mend', imageId: image.imageId, copyFrom: null, ...touches(image) },
+        type: 'mend',
+        imageIds: [image.imageId],
+        description:
+          `image ${image.imageId} cannot be used: volume ${untrusted} is not what its records say (${scan.foreign.get(untrusted)}); ` +
+          'diskflow does not open it. Restore the image from a copy, or remove it; running this fix only checks it again',
+        bytes: 0,
+      });
+      continue;
+    }
 
     // mend: a served disk whose daemon is gone, or whose live step an operation left half-way
     const served = image.served;

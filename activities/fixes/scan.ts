@@ -7,6 +7,7 @@ import { listImageRecords, listVolumeRecords } from '../images/image-store';
 import type { ImageRecord, VolumeRecord } from '../images/records';
 import { holdsVolumes, referencedRoots } from '../images/references';
 import type { Repository, StoredVolume } from '../repository/repository';
+import { allowedBackingIn, readingReason } from '../repository/volume-check';
 
 export interface RepositoryScan {
   repoUuid: string;
@@ -15,6 +16,11 @@ export interface RepositoryScan {
   stored: Map<string, StoredVolume>;
   /** Temporary files of atomic writes, with their age, left by writers that died. */
   strayFiles: { name: string; ageMs: number; bytes: number }[];
+  /**
+   * Complete volumes that are not what their records say (a qcow2 header naming a backing file
+   * outside their recorded chain, an external data file, a link), with why: never opened.
+   */
+  foreign: Map<string, string>;
 }
 
 export async function scanRepository(repo: Repository): Promise<RepositoryScan> {
@@ -23,7 +29,25 @@ export async function scanRepository(repo: Repository): Promise<RepositoryScan> 
   const images = await listImageRecords(repo);
   const volumes = new Map((await listVolumeRecords(repo)).map((v) => [v.volumeId, v]));
   const stored = new Map((await repo.listVolumes()).map((v) => [v.volumeId, v]));
-  return { repoUuid: repo.header.uuid, images, volumes, stored, strayFiles: await repo.listStrayFiles() };
+  const foreign = await foreignVolumes(repo, volumes, stored);
+  return { repoUuid: repo.header.uuid, images, volumes, stored, strayFiles: await repo.listStrayFiles(), foreign };
+}
+
+/** The complete qcow2 volumes whose headers name more than their records say (where headers can be read without activation). */
+async function foreignVolumes(repo: Repository, volumes: Map<string, VolumeRecord>, stored: Map<string, StoredVolume>): Promise<Map<string, string>> {
+  const foreign = new Map<string, string>();
+  // Half-made volumes are remade by their mend without being opened: only complete ones matter.
+  const candidates = [...volumes.values()].filter((v) => v.format === 'qcow2' && v.legal && stored.has(v.volumeId));
+  if (!repo.readVolumeHeaders || candidates.length === 0) return foreign;
+  const headers = await repo.readVolumeHeaders(candidates.map((v) => v.volumeId));
+  for (const volume of candidates) {
+    const reading = headers.get(volume.volumeId);
+    if (reading === undefined) continue; // removed meanwhile
+    const allowed = allowedBackingIn(volume, (id) => volumes.get(id) ?? null, (id, format) => repo.backingReference(id, format));
+    const reason = typeof reading === 'string' ? reading : readingReason(reading, allowed);
+    if (reason) foreign.set(volume.volumeId, reason);
+  }
+  return foreign;
 }
 
 /** The chain from `volumeId` down to its base, from the scan's records; missing links end it. */

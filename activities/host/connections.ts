@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { DiskflowError } from '../../api/errors';
 import { RepositorySpec } from '../../api/formats';
-import { RepoId } from '../../api/values';
+import { RepoId, RepoUuid } from '../../api/values';
 import { readJson, writeFileAtomic } from '../repository/atomic-file';
 import { driverFor } from '../repository/formats';
 import { KeyedLock } from '../repository/keyed-lock';
@@ -22,8 +22,8 @@ export interface RepositoryPollers {
 
 const Connection = z.object({
   spec: RepositorySpec,
-  repoUuid: z.string(),
-  connectedAt: z.string(),
+  repoUuid: RepoUuid,
+  connectedAt: z.string().max(64),
 });
 const ConnectionsFile = z.object({
   schema: z.literal('diskflow.connections/1'),

@@ -78,6 +78,9 @@ export function createHostImageActivities(deps: ActivityDeps) {
      */
     async prepareImage({ repoId, imageId, serve }: PrepareOnHost): Promise<PreparedImage | { markOnSrm: RepositoryRef; serve: ServeOnHost | null }> {
       const repo = connections.byRepoId(repoId);
+      // Storage is untrusted: a chain that is not what its records say is refused before anything is marked.
+      const image = await requireImage(repo, imageId);
+      for (const volume of await readChain(repo, image.volumeId)) await repo.assertOpenable?.(volume.volumeId, volume.format);
       const served = serve ? { mode: serve, address: new ServingDaemon(home, imageId).address(serve) } : null;
       if (srmElsewhere(repo)) return { markOnSrm: await repositoryRef(deps, repo), serve: served };
       await markPrepared(repo, imageId, hostId, operations, served);

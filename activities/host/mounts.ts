@@ -1,7 +1,9 @@
 /**
  * Mounts of shared file repositories (posixfs-1.0, nfs-1.0) on this host, under
- * DISKFLOW_HOME/mnt/. mount(8) and umount(8) run with argument arrays; the options were
- * checked against the allow-list of api/formats.ts before they reach here.
+ * DISKFLOW_HOME/mnt/. mount(8) and umount(8) run with argument arrays; the type and the options
+ * were checked against the allow-lists of api/formats.ts before they reach here. Every mount is
+ * `nosuid,nodev` (before the caller's options): nothing on a repository may gain privileges or
+ * reach devices through it.
  *
  * The mount point of a spec is stable (derived from type and spec), so a worker restarted after
  * a crash finds the mount it made and re-uses it instead of mounting twice.
@@ -27,15 +29,20 @@ export function mountPointFor(home: string, { vfsType, spec }: MountSpec): strin
   return join(home, 'mnt', `${vfsType}_${readable}_${hash}`);
 }
 
+/** What every repository mount is, whatever the caller asks. */
+export const FORCED_OPTIONS = ['nosuid', 'nodev'];
+
 /** The arguments of mount(8) for `spec` at `target`. */
 export function mountArgs({ vfsType, spec, options }: MountSpec, target: string): string[] {
-  return ['-t', vfsType, ...(options ? ['-o', options] : []), spec, target];
+  return ['-t', vfsType, '-o', [...FORCED_OPTIONS, ...(options ? [options] : [])].join(','), spec, target];
 }
 
 interface MountInfo {
   target: string;
   source: string;
   fsType: string;
+  /** The mount point's own options (nosuid, nodev, ...). */
+  options: string[];
 }
 
 /** /proc/self/mountinfo escapes blanks, tabs, newlines and backslashes as octal. */
@@ -50,7 +57,7 @@ export async function findMount(target: string): Promise<MountInfo | null> {
     const fields = left.split(' ');
     const [fsType, source] = right.split(' ');
     // The last mount at a point is the one visible there.
-    if (unescape(fields[4]) === target) found = { target, source: unescape(source), fsType };
+    if (unescape(fields[4]) === target) found = { target, source: unescape(source), fsType, options: (fields[5] ?? '').split(',') };
   }
   return found;
 }
@@ -75,8 +82,14 @@ export async function ensureMounted(spec: MountSpec, target: string): Promise<bo
   await mkdir(target, { recursive: true });
   const mounted = await findMount(target);
   if (mounted) {
-    if (await sameSource(mounted, spec)) return false;
-    throw new DiskflowError('STORAGE_ERROR', `${target} already has ${mounted.source} (${mounted.fsType}) mounted, not ${spec.spec}`);
+    if (!(await sameSource(mounted, spec))) throw new DiskflowError('STORAGE_ERROR', `${target} already has ${mounted.source} (${mounted.fsType}) mounted, not ${spec.spec}`);
+    // Found mounted (by an earlier worker, or by hand) without nosuid or nodev: made so first.
+    if (FORCED_OPTIONS.some((o) => !mounted.options.includes(o))) {
+      await run('mount', ['-o', ['remount', ...FORCED_OPTIONS].join(','), target], { signal: AbortSignal.timeout(MOUNT_TIMEOUT_MS) }).catch((error: Error) => {
+        throw new DiskflowError('STORAGE_ERROR', `${target} is mounted without ${FORCED_OPTIONS.join(',')} and could not be remounted with them: ${error.message}`);
+      });
+    }
+    return false;
   }
   try {
     // An unreachable server must not hang a connect (or a worker's start) for ever.

@@ -2,34 +2,44 @@
  * The records diskflow keeps in a repository's own metadata: the truth about every image and
  * volume (docs/ARCHITECTURE.md documents each field). Loose objects, so a record written by a
  * newer diskflow keeps the fields this one does not know when this one rewrites it.
+ *
+ * Storage is untrusted input (anyone with access to it can write it): ids are UUIDs (they name
+ * files, LVs and links), sizes and counters are bounded, operation ids are workflow ids.
  */
 import { z } from 'zod';
 import { ImageState, Stage } from '../../api/image-status';
-import { HostId, ImageId, ImageKind, ServeMode, Strategy, UserData } from '../../api/values';
+import { HostId, ImageId, ImageKind, MAX_VIRTUAL_SIZE, OperationId, RepoUuid, ServeMode, Strategy, Uuid, UserData, UUID_PATTERN, VolumeId } from '../../api/values';
+
+/** An ISO time as diskflow writes it (informational: never compared across hosts). */
+const Time = z.string().max(64);
+const VirtualSize = z.number().int().positive().max(MAX_VIRTUAL_SIZE);
+/** A byte offset or count within a volume. */
+const Bytes = z.number().int().nonnegative().max(MAX_VIRTUAL_SIZE);
+const Counter = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 export const VolumeFormat = z.enum(['raw', 'qcow2']);
 
 export const VolumeRecord = z.looseObject({
   schema: z.literal('diskflow.volume/1'),
-  volumeId: z.string(),
+  volumeId: VolumeId,
   format: VolumeFormat,
   /** The volume this one is a qcow2 overlay of. */
-  parentId: z.string().nullable(),
-  size: z.number().int().positive(),
+  parentId: VolumeId.nullable(),
+  size: VirtualSize,
   /** False from before the first write until after the last: a volume never to be used as is. */
   legal: z.boolean(),
-  createdAt: z.string(),
+  createdAt: Time,
   /** The operation (workflow id) that made it. */
-  createdBy: z.string(),
+  createdBy: OperationId,
 });
 export type VolumeRecord = z.infer<typeof VolumeRecord>;
 
 /** Where a copy reads from: an image's chain, as it was when the copy was persisted. */
 export const CopySource = z.object({
-  repoUuid: z.string(),
-  imageId: z.string(),
+  repoUuid: RepoUuid,
+  imageId: ImageId,
   /** The source's contentEpoch when the copy started: a change means it may have been written meanwhile. */
-  contentEpoch: z.number().int().nonnegative(),
+  contentEpoch: Counter,
 });
 export type CopySource = z.infer<typeof CopySource>;
 
@@ -40,22 +50,22 @@ export type CopySource = z.infer<typeof CopySource>;
 export const CopyJob = z.object({
   source: CopySource,
   /** The volume being written; it is not legal until the job is done. */
-  volumeId: z.string(),
+  volumeId: VolumeId,
   format: VolumeFormat,
   preallocate: z.boolean(),
-  copiedUpTo: z.number().int().nonnegative(),
+  copiedUpTo: Bytes,
   /** Bytes of data (not virtual size) the copy moves, and how many of them are done. */
-  totalBytes: z.number().int().nonnegative().nullable(),
-  doneBytes: z.number().int().nonnegative(),
+  totalBytes: Bytes.nullable(),
+  doneBytes: Bytes,
   /** The attempt that owns the job now: an older attempt that finds another one here stops. */
-  attempt: z.string().nullable(),
+  attempt: Uuid.nullable(),
   /**
    * An incremental copy: the volume is a qcow2 overlay of this image's volume (a snapshot in the
    * same repository) and receives only what differs from it (docs: "Incremental copies").
    */
-  base: z.object({ imageId: z.string(), volumeId: z.string() }).nullable().default(null),
+  base: z.object({ imageId: ImageId, volumeId: VolumeId }).nullable().default(null),
   /** Bytes per second the copy may move, as its call asked (null: the host's DISKFLOW_COPY_RATE_LIMIT, or unlimited). */
-  bandwidth: z.number().int().positive().nullable().default(null),
+  bandwidth: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).nullable().default(null),
 });
 export type CopyJob = z.infer<typeof CopyJob>;
 
@@ -66,15 +76,16 @@ export type CopyJob = z.infer<typeof CopyJob>;
  * contentEpoch and the bitmap is there and consistent (change-tracking.ts).
  */
 export const ChangeTracking = z.object({
-  repoUuid: z.string(),
-  imageId: z.string(),
+  repoUuid: RepoUuid,
+  imageId: ImageId,
   /** The source's top volume holding the bitmap. */
-  volumeId: z.string(),
-  bitmap: z.string(),
+  volumeId: VolumeId,
+  /** `diskflow-<target repo uuid>-<copy's imageId>` (change-tracking.ts): a name diskflow gave. */
+  bitmap: z.string().regex(new RegExp(`^diskflow-${UUID_PATTERN}-${UUID_PATTERN}$`)),
   /** The source's contentEpoch the copy read (records written before chainEpoch existed are judged by it). */
-  contentEpoch: z.number().int().nonnegative(),
+  contentEpoch: Counter,
   /** The source's chainEpoch the copy read: a chain replaced since is not covered by the bitmap. */
-  chainEpoch: z.number().int().nonnegative().optional(),
+  chainEpoch: Counter.optional(),
 });
 export type ChangeTracking = z.infer<typeof ChangeTracking>;
 
@@ -89,14 +100,14 @@ export const PendingWork = z.discriminatedUnion('step', [
     step: z.literal('create-volume'),
     format: VolumeFormat,
     preallocate: z.boolean(),
-    parentId: z.string().nullable().default(null),
+    parentId: VolumeId.nullable().default(null),
     /** The status the image has once the volume exists (a thin overlay made for performance is degraded). */
     then: ImageState.default('optimized'),
   }),
   /** Fill the image's volume with another image's content. */
   z.looseObject({ step: z.literal('copy'), job: CopyJob }),
   /** A snapshot's volume that a VM still writes until the live snapshot of `diskId` moves it off. */
-  z.looseObject({ step: z.literal('live-snapshot'), diskId: z.string() }),
+  z.looseObject({ step: z.literal('live-snapshot'), diskId: ImageId }),
 ]);
 export type PendingWork = z.infer<typeof PendingWork>;
 
@@ -108,11 +119,11 @@ export type PendingWork = z.infer<typeof PendingWork>;
  */
 export const LiveStep = z.discriminatedUnion('kind', [
   /** The VM moves onto `overlay`; the volume it wrote becomes snapshot `snapshotId`. */
-  z.object({ kind: z.literal('snapshot'), snapshotId: z.string(), overlay: z.string() }),
+  z.object({ kind: z.literal('snapshot'), snapshotId: ImageId, overlay: VolumeId }),
   /** `upper` is committed into `lower` (below it); `pivoting` once the VM is being moved onto `lower`. */
-  z.object({ kind: z.literal('merge'), upper: z.string(), lower: z.string(), pivoting: z.boolean() }),
+  z.object({ kind: z.literal('merge'), upper: VolumeId, lower: VolumeId, pivoting: z.boolean() }),
   /** The chain is mirrored into `target` (write-blocking); `pivoting` once the VM is being moved onto it. */
-  z.object({ kind: z.literal('optimize'), target: z.string(), pivoting: z.boolean() }),
+  z.object({ kind: z.literal('optimize'), target: VolumeId, pivoting: z.boolean() }),
 ]);
 export type LiveStep = z.infer<typeof LiveStep>;
 
@@ -121,20 +132,20 @@ export const Served = z.object({
   hostId: HostId,
   mode: ServeMode,
   /** What the VM opens: an nbd+unix URI, a vhost-user-blk socket, a FUSE file. */
-  address: z.string(),
-  since: z.string(),
+  address: z.string().max(4096),
+  since: Time,
   /** Its daemon was found gone: the VM lost its disk; a mend serves it again. */
-  lost: z.object({ at: z.string(), why: z.string() }).nullable().default(null),
+  lost: z.object({ at: Time, why: z.string().max(4096) }).nullable().default(null),
   live: LiveStep.nullable().default(null),
 });
 export type Served = z.infer<typeof Served>;
 
 export const OperationClaim = z.object({
   /** Workflow id of the operation working on the image. */
-  id: z.string(),
+  id: OperationId,
   /** What it does: an operation type (`copyImage`, `fix:merge`, ...). */
-  type: z.string(),
-  startedAt: z.string(),
+  type: z.string().max(64),
+  startedAt: Time,
 });
 export type OperationClaim = z.infer<typeof OperationClaim>;
 
@@ -142,24 +153,24 @@ export const ImageRecord = z.looseObject({
   schema: z.literal('diskflow.image/1'),
   imageId: ImageId,
   kind: ImageKind,
-  size: z.number().int().positive(),
+  size: VirtualSize,
   userData: UserData,
   strategy: Strategy,
   /** Top volume of the image's chain; parents follow VolumeRecord.parentId. */
-  volumeId: z.string(),
+  volumeId: VolumeId,
   /** Bumped on every change: steps and fix data state the generation they expect. */
-  generation: z.number().int().nonnegative(),
+  generation: Counter,
   /**
    * Bumped whenever the image's content may change under a reader: prepared for a VM (a writer
    * is let at it), or its chain replaced. A copy compares it before and after reading to know
    * its copy is of one instant.
    */
-  contentEpoch: z.number().int().nonnegative().default(0),
+  contentEpoch: Counter.default(0),
   /**
    * Bumped whenever the image's chain is replaced (snapshot, optimize, merge), not when a VM
    * writes it: a dirty bitmap on the top volume counts a VM's writes, not a chain replaced.
    */
-  chainEpoch: z.number().int().nonnegative().default(0),
+  chainEpoch: Counter.default(0),
   status: ImageState,
   pending: PendingWork.nullable(),
   /** An optimize in progress: the image stays usable while a better representation is made. */
@@ -167,27 +178,27 @@ export const ImageRecord = z.looseObject({
   /** Where changes after this copy are counted on its source, or null (see ChangeTracking). */
   changeTracking: ChangeTracking.nullable().default(null),
   /** An incremental copy: the base it was made on and how the differences were found. */
-  incremental: z.object({ baseImageId: z.string(), method: IncrementalMethod }).nullable().default(null),
+  incremental: z.object({ baseImageId: ImageId, method: IncrementalMethod }).nullable().default(null),
   /** Removal mark: the image is gone for users; a clean fix reclaims its volumes. */
-  removed: z.object({ at: z.string(), operationId: z.string() }).nullable(),
+  removed: z.object({ at: Time, operationId: OperationId }).nullable(),
   operation: OperationClaim.nullable(),
   /**
    * Operations (workflow ids) copying this image, with since when: many copies read one image at
    * once; while any of them reads, no VM is let at it, nothing changes its chain, and its volumes
    * stay even once it is removed.
    */
-  readers: z.record(z.string(), z.string()).default({}),
+  readers: z.record(OperationId, Time).default({}),
   /** Hosts that prepared the image for a VM, with when. */
-  prepared: z.record(HostId, z.string()),
+  prepared: z.record(HostId, Time),
   /** Served to its VM by diskflow's block layer (prepared with `serve`): live operations run through it. */
   served: Served.nullable().default(null),
   hostId: HostId.nullable(),
   stage: Stage.nullable(),
   percentComplete: z.number().int().min(-1).max(100),
   lastError: z.string().nullable(),
-  createdAt: z.string(),
+  createdAt: Time,
   /** The operation (workflow id) that created the image: a retried persist step recognises its own record. */
-  createdBy: z.string(),
-  updatedAt: z.string(),
+  createdBy: OperationId,
+  updatedAt: Time,
 });
 export type ImageRecord = z.infer<typeof ImageRecord>;

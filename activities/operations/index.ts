@@ -43,7 +43,11 @@ export async function resolveRequest(deps: ActivityDeps, targetRepoId: string, r
  * Steps persisted by workflows started before steps carried `input` had their fields beside
  * `op` (removal and fix acceptance, sent to an SRM): read either way.
  */
-function inputOf(step: PersistStep | { op: OperationName }): unknown {
+export type LegacyPersistStep =
+  | ({ op: 'mark-removed' } & Parts<'mark-removed'>['step'])
+  | { op: 'accept-fix'; plan: Parts<'accept-fix'>['step']['plan']; operationId: string };
+
+function inputOf(step: PersistStep | LegacyPersistStep): unknown {
   if ('input' in step) return step.input;
   const { op: _op, ...input } = step;
   return input;
@@ -52,7 +56,7 @@ function inputOf(step: PersistStep | { op: OperationName }): unknown {
 export function createPersistActivities(deps: ActivityDeps) {
   return {
     /** Makes an operation's intent durable, where the repository allows object changes. */
-    async persist({ repoUuid, step }: { repoUuid: string; step: PersistStep }): Promise<Persisted> {
+    async persist({ repoUuid, step }: { repoUuid: string; step: PersistStep | LegacyPersistStep }): Promise<Persisted> {
       const repo = deps.connections.byUuid(repoUuid);
       return { op: step.op, ...(await operationFor(step.op).persist(deps, repo, inputOf(step))) } as Persisted;
     },

@@ -10,13 +10,12 @@
  * socket lives in a private temporary directory (named after the worker's pid) removed
  * afterwards, or by the next copy on the host when the worker died first.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { DiskflowError } from '../../api/errors';
-import { processAlive } from '../process';
+import { processAlive, spawnTied } from '../process';
 import type { VolumeFormat } from './qemu-img';
 import { Qmp, QmpEvent } from './qmp';
 
@@ -63,15 +62,10 @@ export async function backupDirtyClusters(source: BlockEndpoint, target: BlockEn
   // Named after the worker (stale-dir removal) and the target (`ps` shows which copy a daemon serves).
   const dir = await mkdtemp(join(tmpdir(), `${DIR_PREFIX}${process.pid}-${basename(target.path).replace(/\.[^.]*$/, '').slice(0, 40)}-`));
   const socketPath = join(dir, 'qmp.sock');
-  const args = [
-    '--pdeathsig', 'KILL', '--',
-    'qemu-storage-daemon',
-    '--chardev', `socket,id=qmp,path=${escape(socketPath)},server=on,wait=off`,
-    '--monitor', 'chardev=qmp',
-  ];
-  const child = spawn('setpriv', args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+  const args = ['--chardev', `socket,id=qmp,path=${escape(socketPath)},server=on,wait=off`, '--monitor', 'chardev=qmp'];
+  const child = spawnTied('qemu-storage-daemon', args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
   let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-2000)));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-2000)));
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => resolve(code));
     child.once('error', () => resolve(-1));

@@ -9,24 +9,48 @@
  *   tmp/                       temporary files of atomic writes
  */
 import { constants } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, statfs } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, statfs, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { DiskflowError } from '../../api/errors';
 import type { FormatTraits } from '../../api/formats';
+import { UUID_PATTERN } from '../../api/values';
 import { failpoint } from '../failpoints';
 import * as qemuImg from '../qemu/qemu-img';
 import type { VolumeFormat } from '../qemu/qemu-img';
-import { createFileExclusive, fsyncDirectory, readJson, removeFileDurably, writeFileAtomic } from './atomic-file';
+import { HeadReading, readQcow2HeaderSync } from '../qemu/qcow2-header';
+import { createFileExclusive, fsyncDirectory, readJson, removeFileDurably, STRAY_NAME, writeFileAtomic } from './atomic-file';
 import { KeyedLock } from './keyed-lock';
 import type { LeaseLocks } from './lease-lock';
-import { readJsonFiles, statFiles } from './bulk-read';
+import { readHeads, readJsonFiles, statFiles } from './bulk-read';
+import { requireOwnId } from './record-json';
+import { parseHeader } from './repository';
 import type { RecordKind, Repository, RepositoryHeader, StoredVolume, VolumeSpec } from './repository';
+import { requireOwnDirectory } from './own-directory';
+import { assertOpenable } from './volume-check';
 
 export const HEADER_FILE = 'diskflow-repository.json';
 const REMOVE_ME = '_remove_me_';
 const RECORD_DIRS: Record<RecordKind, string> = { image: 'images', volume: 'volumes' };
 /** The lock name of the chains lock: a record name no volume id can take. */
 const CHAINS_LOCK = 'chains';
-const VOLUME_DATA = /^(_remove_me_)?([0-9a-f-]{36})\.(qcow2|raw)$/;
+const VOLUME_DATA = new RegExp(`^(_remove_me_)?(${UUID_PATTERN})\\.(qcow2|raw)$`);
+const RECORD_FILE = new RegExp(`^${UUID_PATTERN}\\.json$`);
+const ID = new RegExp(`^${UUID_PATTERN}$`);
+/** The repository's own directories: never links (a `tmp` linked elsewhere would make a clean delete there). */
+const OWN_DIRS = ['images', 'volumes', 'tmp'] as const;
+const OPTIONAL_DIRS = ['locks'] as const;
+
+/** Ids become file names: only UUIDs do, so no id names a path outside the repository. */
+function requireId(id: string, what: string): string {
+  if (!ID.test(id)) throw new DiskflowError('INVALID_ARGUMENT', `${what} ${JSON.stringify(id).slice(0, 80)} is not a diskflow id (a UUID)`);
+  return id;
+}
+
+/** The repository's layout as connect expects it: its own directories, none of them a link. */
+export async function checkLayout(root: string): Promise<void> {
+  for (const dir of OWN_DIRS) await requireOwnDirectory(join(root, dir));
+  for (const dir of OPTIONAL_DIRS) await requireOwnDirectory(join(root, dir), true);
+}
 
 /** Creates the directories of a new file repository and writes its header last. */
 export async function initFileRepository(root: string, header: RepositoryHeader): Promise<void> {
@@ -39,19 +63,24 @@ export async function initFileRepository(root: string, header: RepositoryHeader)
 /** Whether files under `root` can be opened with O_DIRECT (tmpfs, for one, refuses it). */
 export async function probeDirectIo(root: string): Promise<boolean> {
   const probe = join(root, 'tmp', `.direct-io-probe-${process.pid}`);
+  const remove = () => unlink(probe).catch(() => undefined);
+  await remove();
   try {
-    const handle = await open(probe, constants.O_CREAT | constants.O_WRONLY | constants.O_DIRECT, 0o644);
+    // O_EXCL and O_NOFOLLOW: a file planted under the probe's name is never written through.
+    const handle = await open(probe, constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_WRONLY | constants.O_DIRECT, 0o644);
     await handle.close();
     return true;
   } catch {
     return false;
   } finally {
-    await rm(probe, { force: true });
+    await remove();
   }
 }
 
+/** The header of the repository at `root`, validated (STORAGE_ERROR if it is not one diskflow wrote), or null without one. */
 export async function readHeader(root: string): Promise<RepositoryHeader | null> {
-  return (await readJson(join(root, HEADER_FILE))) as RepositoryHeader | null;
+  const raw = await readJson(join(root, HEADER_FILE));
+  return raw === null ? null : parseHeader(raw, root);
 }
 
 export class FileRepository implements Repository {
@@ -73,28 +102,32 @@ export class FileRepository implements Repository {
   }
 
   private recordPath(kind: RecordKind, id: string): string {
-    return join(this.location, RECORD_DIRS[kind], `${id}.json`);
+    return join(this.location, RECORD_DIRS[kind], `${requireId(id, `${kind} id`)}.json`);
   }
 
   private dataPath(volumeId: string, format: VolumeFormat, prefix = ''): string {
-    return join(this.location, 'volumes', `${prefix}${volumeId}.${format}`);
+    return join(this.location, 'volumes', `${prefix}${requireId(volumeId, 'volume id')}.${format}`);
   }
 
-  readRecord(kind: RecordKind, id: string): Promise<unknown | null> {
-    return readJson(this.recordPath(kind, id));
+  async readRecord(kind: RecordKind, id: string): Promise<unknown | null> {
+    const path = this.recordPath(kind, id);
+    const raw = await readJson(path);
+    return raw === null ? null : requireOwnId(kind, id, raw, path);
   }
 
   async listRecords<T>(kind: RecordKind, parse: (raw: unknown) => T): Promise<T[]> {
     const dir = join(this.location, RECORD_DIRS[kind]);
-    const names = (await readdir(dir)).filter((n) => n.endsWith('.json'));
-    return readJsonFiles(names.map((n) => join(dir, n)), parse);
+    await requireOwnDirectory(dir);
+    // Only files named as records are (others are not diskflow's, and are left alone).
+    const names = (await readdir(dir)).filter((n) => RECORD_FILE.test(n));
+    return readJsonFiles(names.map((n) => join(dir, n)), (raw, path) => parse(requireOwnId(kind, basename(path, '.json'), raw, path)));
   }
 
-  createRecord(kind: RecordKind, id: string, value: unknown): Promise<boolean> {
+  async createRecord(kind: RecordKind, id: string, value: unknown): Promise<boolean> {
     return createFileExclusive(this.recordPath(kind, id), serialize(value), this.tmp);
   }
 
-  writeRecord(kind: RecordKind, id: string, value: unknown): Promise<void> {
+  async writeRecord(kind: RecordKind, id: string, value: unknown): Promise<void> {
     return writeFileAtomic(this.recordPath(kind, id), serialize(value), this.tmp);
   }
 
@@ -114,7 +147,11 @@ export class FileRepository implements Repository {
 
   async createVolume(spec: VolumeSpec, signal?: AbortSignal): Promise<void> {
     const path = this.dataPath(spec.volumeId, spec.format);
-    await rm(path, { force: true });
+    // A half-made volume is replaced, never opened (it may be anything); unlink removes a link itself, not what it names.
+    await requireOwnDirectory(join(this.location, 'volumes'));
+    await unlink(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
     await qemuImg.create(
       path,
       {
@@ -130,6 +167,7 @@ export class FileRepository implements Repository {
   }
 
   async removeVolume(volumeId: string): Promise<void> {
+    await requireOwnDirectory(join(this.location, 'volumes'));
     for (const format of ['qcow2', 'raw'] as const) {
       const live = this.dataPath(volumeId, format);
       const doomed = this.dataPath(volumeId, format, REMOVE_ME);
@@ -148,6 +186,8 @@ export class FileRepository implements Repository {
 
   async listVolumes(): Promise<StoredVolume[]> {
     const dir = join(this.location, 'volumes');
+    // A volumes/ swapped for a link to another repository would make its volumes look like orphans here.
+    await requireOwnDirectory(dir);
     const names = (await readdir(dir)).filter((name) => VOLUME_DATA.test(name));
     const facts = await statFiles(names.map((name) => join(dir, name)));
     return facts.map(({ path, allocatedBytes }) => ({ volumeId: VOLUME_DATA.exec(basename(path))![2], allocatedBytes }));
@@ -176,18 +216,41 @@ export class FileRepository implements Repository {
   }
 
   async listStrayFiles(): Promise<{ name: string; ageMs: number; bytes: number }[]> {
+    // Ages compare the file's mtime (the writer's or the file server's clock) with this host's
+    // clock: a rough measure, which is why only files older than minutes count as strays.
     const now = Date.now();
-    const facts = await statFiles((await readdir(this.tmp)).map((name) => join(this.tmp, name)));
+    await requireOwnDirectory(this.tmp);
+    const names = (await readdir(this.tmp)).filter((name) => STRAY_NAME.test(name));
+    const facts = await statFiles(names.map((name) => join(this.tmp, name)));
     return facts.filter((f) => f.isFile).map((f) => ({ name: basename(f.path), ageMs: now - f.mtimeMs, bytes: f.allocatedBytes }));
   }
 
   async removeStrayFile(name: string): Promise<void> {
-    if (name.includes('/')) throw new Error(`not a stray file name: ${name}`);
-    await rm(join(this.tmp, name), { force: true });
+    if (!STRAY_NAME.test(name)) throw new DiskflowError('INVALID_ARGUMENT', `${JSON.stringify(name).slice(0, 80)} is not a temporary file of diskflow`);
+    await requireOwnDirectory(this.tmp);
+    const path = join(this.tmp, name);
+    const info = await lstat(path).catch(() => null);
+    if (!info?.isFile()) return;
+    await unlink(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
   }
 
+  /** The path qemu opens, once the file is known to be what its records say (volume-check.ts). */
   async activate(volumeId: string, format: VolumeFormat): Promise<string> {
+    await this.assertOpenable(volumeId, format);
     return this.dataPath(volumeId, format);
+  }
+
+  async assertOpenable(volumeId: string, format: VolumeFormat): Promise<void> {
+    const path = this.dataPath(volumeId, format);
+    await assertOpenable(this, volumeId, format, () => readHeaderOf(path));
+  }
+
+  /** The qcow2 header of each volume (or why it cannot be read), for a check: one buffer for all, nothing kept. */
+  async readVolumeHeaders(volumeIds: readonly string[]): Promise<Map<string, HeadReading | string>> {
+    const readings = await readHeads(volumeIds, (id) => this.dataPath(id, 'qcow2'), readQcow2HeaderSync);
+    return readings;
   }
 
   async deactivate(): Promise<void> {
@@ -202,6 +265,14 @@ export class FileRepository implements Repository {
   async disconnect(): Promise<void> {
     // Nothing held open.
   }
+}
+
+/** The qcow2 header of a volume file, which must be a regular file (a link is never followed). */
+async function readHeaderOf(path: string): Promise<HeadReading> {
+  const reading = (await readHeads([path], (p) => p, readQcow2HeaderSync)).get(path);
+  if (reading === undefined) throw new DiskflowError('STORAGE_ERROR', `volume file ${path} is missing`, false);
+  if (typeof reading === 'string') throw new DiskflowError('STORAGE_ERROR', reading, false);
+  return reading;
 }
 
 function serialize(value: unknown): string {

@@ -7,9 +7,11 @@
  * - to take a free lock (no file, or the top one marked `released`), a host creates the next
  *   number with link(2), which fails if it exists: among hosts racing for it exactly one wins;
  * - the holder rewrites its file (atomic rename) every TTL/3 with a new renewal count;
- * - a waiter that sees the top file unchanged for a whole TTL, by its own clock, deems its holder
- *   dead and creates the next number, again with link(2). No clocks are compared across hosts.
- *   A lease of this same host whose process is gone (a restarted worker) is taken over at once;
+ * - a waiter that sees the top file unchanged for a whole TTL, by its own monotonic clock, deems
+ *   its holder dead and creates the next number, again with link(2). No clocks are compared
+ *   across hosts (the times written in lease files are for people reading them).
+ *   A lease of this same host and DISKFLOW_HOME whose process is gone (a restarted worker) is
+ *   taken over at once; one of the same host id from another DISKFLOW_HOME is another holder's;
  * - release marks the holder's own file `released`; the next holder prunes the numbers below its
  *   own. The top number is never deleted, so a waiter that acted on a stale look and created a
  *   pruned number again finds a higher one above it and withdraws.
@@ -18,23 +20,31 @@
  * TTL); it is reported by `lost`. The sections diskflow runs under these locks are
  * read-modify-write cycles of one record, milliseconds long against a TTL of seconds.
  */
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createFileExclusive, writeFileAtomic } from './atomic-file';
+import { performance } from 'node:perf_hooks';
+import { z } from 'zod';
+import { HostId, Uuid } from '../../api/values';
+import { createFileExclusive, readSmallFile, writeFileAtomic } from './atomic-file';
+import { requireOwnDirectory } from './own-directory';
 
 export interface LeaseHolder {
   hostId: string;
   pid: number;
+  /** The holder's DISKFLOW_HOME identity (workers/home-lock.ts). */
+  home: string;
 }
 
-interface LeaseFile {
-  schema: 'diskflow.lease/1';
-  holder: LeaseHolder;
-  state: 'held' | 'released';
-  acquiredAt: string;
-  renewedAt: string;
-  renewals: number;
-}
+/** A lease file as diskflow writes it; anything else is a holder nobody knows, which expires after the TTL. */
+const LeaseFile = z.object({
+  schema: z.literal('diskflow.lease/1'),
+  holder: z.object({ hostId: HostId, pid: z.number().int().positive().max(2 ** 31), home: Uuid.optional() }),
+  state: z.enum(['held', 'released']),
+  acquiredAt: z.string().max(64),
+  renewedAt: z.string().max(64),
+  renewals: z.number().int().nonnegative(),
+});
+type LeaseFile = z.infer<typeof LeaseFile>;
 
 export interface HeldLease {
   readonly gen: number;
@@ -68,6 +78,7 @@ export class LeaseLocks {
 
   async acquire(name: string): Promise<HeldLease> {
     const dir = await this.lockDir(name);
+    // `since` is this process's monotonic clock: a wall clock stepped back would stretch the wait.
     let watched = null as { gen: number; content: string; since: number } | null;
     let pause = 10;
     for (;;) {
@@ -75,15 +86,17 @@ export class LeaseLocks {
       let next: number | null = null;
       if (top === 0) next = 1;
       else {
-        const content = await readFile(join(dir, `${top}.lease`), 'utf8').catch(() => null);
+        // A lease file that cannot be read as one (a link, a directory, too large) holds the lock
+        // for a holder nobody knows: it expires after the TTL like any silent holder's.
+        const content = await readSmallFile(join(dir, `${top}.lease`), 64 * 1024).catch((error: Error) => `unreadable: ${error.message}`);
         if (content === null) continue; // pruned by a newer holder: look again
         const lease = parseLease(content);
         if (lease?.state === 'released' || (lease && this.diedHere(lease))) next = top + 1;
         else if (!watched || watched.gen !== top || watched.content !== content) {
           // A new holder: its section is likely short, look again soon.
           if (!watched || watched.gen !== top) pause = 5;
-          watched = { gen: top, content, since: Date.now() };
-        } else if (Date.now() - watched.since >= this.ttlMs) next = top + 1; // its holder stopped renewing: expired
+          watched = { gen: top, content, since: performance.now() };
+        } else if (performance.now() - watched.since >= this.ttlMs) next = top + 1; // its holder stopped renewing: expired
       }
       if (next !== null) {
         const held = await this.tryCreate(dir, next);
@@ -102,7 +115,8 @@ export class LeaseLocks {
    * at once instead of after a TTL. Host ids are unique in a cluster, so its pid is on this machine.
    */
   private diedHere(lease: LeaseFile): boolean {
-    if (lease.holder?.hostId !== this.holder.hostId || lease.holder.pid === this.holder.pid) return false;
+    // Only a lease of this DISKFLOW_HOME: the same host id elsewhere is another process on another machine.
+    if (lease.holder.hostId !== this.holder.hostId || lease.holder.home !== this.holder.home || lease.holder.pid === this.holder.pid) return false;
     try {
       process.kill(lease.holder.pid, 0);
       return false;
@@ -116,6 +130,9 @@ export class LeaseLocks {
     const dir = join(this.dir, name);
     if (!this.known.has(dir)) {
       await mkdir(dir, { recursive: true });
+      // Lease files are deleted here: never through a link to somewhere else.
+      await requireOwnDirectory(this.dir);
+      await requireOwnDirectory(dir);
       this.known.add(dir);
     }
     return dir;
@@ -169,7 +186,8 @@ export class LeaseLocks {
 
 function parseLease(content: string): LeaseFile | null {
   try {
-    return JSON.parse(content) as LeaseFile;
+    const parsed = LeaseFile.safeParse(JSON.parse(content));
+    return parsed.success ? parsed.data : null;
   } catch {
     return null;
   }

@@ -3,16 +3,35 @@
  * activities/repository/formats/ knows which format a repository has: image logic reads and
  * writes records and volumes through this interface only.
  */
-import type { FormatTraits, RepoFormat } from '../../api/formats';
+import { z } from 'zod';
+import { RepoFormat } from '../../api/formats';
+import type { FormatTraits } from '../../api/formats';
+import { RepoUuid } from '../../api/values';
+import type { HeadReading } from '../qemu/qcow2-header';
 import type { VolumeFormat } from '../qemu/qemu-img';
+import { corrupt } from './record-json';
 
 /** Written once by init, at the root of the repository; identifies it on every host. */
+export const RepositoryHeaderSchema = z.looseObject({
+  schema: z.literal('diskflow.repository/1'),
+  format: RepoFormat,
+  /** Stable identity used to name task queues and directories under DISKFLOW_HOME; never shown in the API (repoIds are handles). */
+  uuid: RepoUuid,
+  createdAt: z.string().max(64),
+});
 export interface RepositoryHeader {
   schema: 'diskflow.repository/1';
   format: RepoFormat;
-  /** Stable identity used to name task queues; never shown in the API (repoIds are handles). */
   uuid: string;
   createdAt: string;
+}
+
+/** A header as read from storage: validated, as anything storage holds (STORAGE_ERROR otherwise). */
+export function parseHeader(raw: unknown, where: string): RepositoryHeader {
+  const parsed = RepositoryHeaderSchema.safeParse(raw);
+  if (!parsed.success) throw corrupt(`the repository header of ${where}`, parsed.error.issues.map((i) => `${i.path.join('.') || 'header'}: ${i.message}`).join('; '));
+  const { schema, format, uuid, createdAt } = parsed.data;
+  return { schema, format, uuid, createdAt };
 }
 
 export type RecordKind = 'image' | 'volume';
@@ -103,8 +122,23 @@ export interface Repository {
    * holds (never below its data). Skipped, not failed, where that cannot be known for sure.
    */
   shrinkAfterVm(volumeId: string): Promise<void>;
-  /** Makes a volume usable on this host and returns the path qemu opens. */
+  /**
+   * Makes a volume usable on this host and returns the path qemu opens, once the volume is known
+   * to be what its records say (volume-check.ts: a qcow2 header naming anything but its recorded
+   * chain is STORAGE_ERROR, and the volume is never opened).
+   */
   activate(volumeId: string, format: VolumeFormat): Promise<string>;
+  /**
+   * The check activate makes, without activating: where it needs no side effect (files), a
+   * step that writes something before it activates (prepare marks the image) refuses first.
+   */
+  assertOpenable?(volumeId: string, format: VolumeFormat): Promise<void>;
+  /**
+   * For a check: the qcow2 header of each of these volumes as diskflow reads it (or why it cannot
+   * be read), where that costs no activation. Formats that must activate a volume to read it
+   * leave this out: their volumes are checked when they are activated.
+   */
+  readVolumeHeaders?(volumeIds: readonly string[]): Promise<Map<string, HeadReading | string>>;
   deactivate(volumeId: string): Promise<void>;
   /** Bytes still free for new volumes. */
   freeBytes(): Promise<number>;
@@ -169,6 +203,11 @@ export interface HostContext {
   hostId: string;
   /** DISKFLOW_HOME of this host: mount points and activation state live below it. */
   home: string;
+  /**
+   * The identity of that DISKFLOW_HOME (workers/home-lock.ts): leases this host takes carry it,
+   * so a lease of the same host id from another DISKFLOW_HOME is never mistaken for its own.
+   */
+  homeId: string;
   /** This host's SRM roles; formats that need an SRM refuse metadata changes without it. */
   srm?: SrmGuard;
   /** Where this host sends the metadata changes of formats that need an SRM when it is not the SRM. */

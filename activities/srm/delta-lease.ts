@@ -4,7 +4,9 @@
  * `{ holder, generation, counter, renewedAt }`, read and written with O_DIRECT|O_DSYNC.
  *
  * - acquire: read the sector. Free (or our own host's, left by an earlier incarnation of this
- *   worker, which the DISKFLOW_HOME lock proves dead): take it. Held by another host and renewed
+ *   worker from the same DISKFLOW_HOME, which its lock proves dead): take it. The same host id
+ *   from another DISKFLOW_HOME is another holder (a second worker started with this host id).
+ *   Held by another holder and renewed
  *   less than a lease timeout ago by its clock: SRM_CONFLICT naming it. Otherwise watch it for a
  *   lease timeout plus a margin: any change means the holder lives (SRM_CONFLICT); none, and
  *   the holder has stopped itself (below), so write ours with the next generation, wait, read
@@ -20,18 +22,32 @@
  */
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
 import { DiskflowError } from '../../api/errors';
+import { HostId, Uuid } from '../../api/values';
 import { readDirect, SECTOR, writeDirect } from '../volumes/direct-io';
 
 const MAGIC = 'DFLEASE1';
 
 export interface LeaseRecord {
   holder: string | null;
+  /** The holder's DISKFLOW_HOME identity (null: written before leases carried it, or free). */
+  home: string | null;
   generation: number;
   counter: number;
   /** Wall-clock ms of the holder's last renewal: only a hint (clocks differ), never relied on for safety. */
   renewedAt: number;
 }
+
+/** A sector as diskflow writes it; anything else reads as free (never written, torn, or not ours). */
+const Sector = z.object({
+  m: z.literal(MAGIC),
+  holder: HostId.nullable(),
+  home: Uuid.nullable().default(null),
+  generation: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  counter: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  renewedAt: z.number().finite(),
+});
 
 export interface LeaseTiming {
   /** A holder that could not renew for this long has stopped acting as SRM. */
@@ -57,12 +73,15 @@ export async function readLease(area: LeaseArea): Promise<LeaseRecord> {
   const raw = await readDirect(area.device, area.offset, SECTOR);
   const end = raw.indexOf(0);
   try {
-    const parsed = JSON.parse(raw.subarray(0, end < 0 ? raw.length : end).toString('utf8')) as LeaseRecord & { m: string };
-    if (parsed.m === MAGIC) return { holder: parsed.holder, generation: parsed.generation, counter: parsed.counter, renewedAt: parsed.renewedAt };
+    const parsed = Sector.safeParse(JSON.parse(raw.subarray(0, end < 0 ? raw.length : end).toString('utf8')));
+    if (parsed.success) {
+      const { holder, home, generation, counter, renewedAt } = parsed.data;
+      return { holder, home, generation, counter, renewedAt };
+    }
   } catch {
     // A never-written or torn sector: nobody holds it (a torn write is the writer's failed renewal).
   }
-  return { holder: null, generation: 0, counter: 0, renewedAt: 0 };
+  return { holder: null, home: null, generation: 0, counter: 0, renewedAt: 0 };
 }
 
 async function writeLease(area: LeaseArea, record: LeaseRecord): Promise<void> {
@@ -71,7 +90,7 @@ async function writeLease(area: LeaseArea, record: LeaseRecord): Promise<void> {
   await writeDirect(area.device, area.offset, sector);
 }
 
-const same = (a: LeaseRecord, b: LeaseRecord) => a.holder === b.holder && a.generation === b.generation && a.counter === b.counter;
+const same = (a: LeaseRecord, b: LeaseRecord) => a.holder === b.holder && a.home === b.home && a.generation === b.generation && a.counter === b.counter;
 
 export class DeltaLease {
   private generation = 0;
@@ -85,6 +104,8 @@ export class DeltaLease {
   constructor(
     private readonly area: LeaseArea,
     readonly hostId: string,
+    /** This worker's DISKFLOW_HOME identity (workers/home-lock.ts). */
+    readonly home: string,
     readonly timing: LeaseTiming,
     private readonly onLost: (why: string) => void,
   ) {}
@@ -98,9 +119,16 @@ export class DeltaLease {
     if (this.held) return;
     const { leaseMs, marginMs } = this.timing;
     const seen = await readLease(this.area);
-    if (seen.holder && seen.holder !== this.hostId) {
+    if (seen.holder && !this.mine(seen)) {
+      // The holder's clock stamp is compared with ours only to refuse at once; the wait below decides.
+      const twin = seen.holder === this.hostId;
       if (Date.now() - seen.renewedAt < leaseMs) {
-        throw new DiskflowError('SRM_CONFLICT', `host ${seen.holder} is the SRM of this repository (lease renewed ${Date.now() - seen.renewedAt} ms ago); stop it first`);
+        throw new DiskflowError(
+          'SRM_CONFLICT',
+          twin
+            ? `host id ${seen.holder} holds the SRM lease of this repository from another DISKFLOW_HOME (another worker started with this host id; lease renewed ${Date.now() - seen.renewedAt} ms ago): every worker needs its own host id`
+            : `host ${seen.holder} is the SRM of this repository (lease renewed ${Date.now() - seen.renewedAt} ms ago); stop it first`,
+        );
       }
       // Its clock says stale, but clocks differ: only silence for a whole lease timeout proves it.
       const until = performance.now() + leaseMs + marginMs;
@@ -114,7 +142,7 @@ export class DeltaLease {
       }
     }
     const start = performance.now();
-    const mine: LeaseRecord = { holder: this.hostId, generation: seen.generation + 1, counter: 0, renewedAt: Date.now() };
+    const mine: LeaseRecord = { holder: this.hostId, home: this.home, generation: seen.generation + 1, counter: 0, renewedAt: Date.now() };
     await writeLease(this.area, mine);
     // Another taker writing at the same time: the later write wins; both read again after a pause.
     await sleep(Math.min(1000, this.timing.renewMs));
@@ -141,12 +169,12 @@ export class DeltaLease {
     try {
       if (start >= this.deadline) return this.lose(`the lease was not renewed within ${this.timing.leaseMs} ms`);
       const now = await readLease(this.area);
-      if (now.holder !== this.hostId || now.generation !== this.generation) {
+      if (!this.mine(now) || now.generation !== this.generation) {
         return this.lose(`host ${now.holder ?? '(none)'} holds the lease now (generation ${now.generation})`);
       }
       // Never write past the deadline: by then another host may have taken the lease.
       if (performance.now() >= this.deadline) return this.lose(`the lease was not renewed within ${this.timing.leaseMs} ms`);
-      await writeLease(this.area, { holder: this.hostId, generation: this.generation, counter: ++this.counter, renewedAt: Date.now() });
+      await writeLease(this.area, { holder: this.hostId, home: this.home, generation: this.generation, counter: ++this.counter, renewedAt: Date.now() });
       if (performance.now() >= this.deadline) return this.lose(`renewing the lease took until after its deadline`);
       this.deadline = start + this.timing.leaseMs;
     } catch (error) {
@@ -175,7 +203,7 @@ export class DeltaLease {
       throw new DiskflowError('SRM_REQUIRED', `${what}: host ${this.hostId} is not the SRM of this repository (its lease ${why})`);
     }
     const now = await readLease(this.area);
-    if (now.holder !== this.hostId || now.generation !== this.generation) {
+    if (!this.mine(now) || now.generation !== this.generation) {
       this.lose(`host ${now.holder ?? '(none)'} holds the lease now`);
       throw new DiskflowError('SRM_REQUIRED', `${what}: host ${this.hostId} lost the SRM role to ${now.holder ?? '(none)'}`);
     }
@@ -189,8 +217,13 @@ export class DeltaLease {
     clearInterval(this.timer);
     if (!wasHeld) return;
     const now = await readLease(this.area);
-    if (now.holder === this.hostId && now.generation === this.generation) {
-      await writeLease(this.area, { holder: null, generation: this.generation, counter: this.counter + 1, renewedAt: Date.now() });
+    if (this.mine(now) && now.generation === this.generation) {
+      await writeLease(this.area, { holder: null, home: null, generation: this.generation, counter: this.counter + 1, renewedAt: Date.now() });
     }
+  }
+
+  /** A sector written by this host id from this DISKFLOW_HOME (this worker, or its earlier incarnation). */
+  private mine(record: LeaseRecord): boolean {
+    return record.holder === this.hostId && record.home === this.home;
   }
 }

@@ -19,6 +19,8 @@ export class SrmRoles implements SrmGuard {
 
   constructor(
     readonly hostId: string,
+    /** This host's DISKFLOW_HOME identity: a lease of this host id made from another one is another holder's. */
+    readonly homeId: string,
     readonly timing: LeaseTiming,
     private readonly pollers: SrmPollers,
     private readonly log: (message: string, fields?: Record<string, unknown>) => void = () => undefined,
@@ -36,7 +38,7 @@ export class SrmRoles implements SrmGuard {
     const uuid = repo.header.uuid;
     const existing = this.leases.get(uuid);
     if (existing?.held) return;
-    const lease = new DeltaLease(SrmRoles.leaseOf(repo), this.hostId, this.timing, (why) => {
+    const lease = new DeltaLease(SrmRoles.leaseOf(repo), this.hostId, this.homeId, this.timing, (why) => {
       // Fencing: past the deadline this host stops taking SRM work at once (in-flight steps fail
       // their next assertHolding); another host may take the role only after the deadline.
       this.log('SRM lease lost: this host is no longer the SRM', { repoUuid: uuid, why });

@@ -3,15 +3,17 @@
  * what one host writes another host reads at once, and a write is on the device when it returns
  * (O_DSYNC). Done with dd(1): Node cannot allocate the aligned buffers O_DIRECT needs.
  */
-import { ChildProcessByStdio, spawn } from 'node:child_process';
+import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { DiskflowError } from '../../api/errors';
+import { spawnTied } from '../process';
 
 export const SECTOR = 512;
 
 function dd(args: string[], input?: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const child = spawn('dd', [...args, 'status=none'], { stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] }) as ChildProcessByStdio<Writable | null, Readable, Readable>;
+    // Tied to the worker (process.ts): a dd must never write a lease or a record slot after its worker died.
+    const child = spawnTied('dd', [...args, 'status=none'], { stdio: [input ? 'pipe' : 'ignore', 'pipe', 'pipe'] }) as ChildProcessByStdio<Writable | null, Readable, Readable>;
     const out: Buffer[] = [];
     let err = '';
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));

@@ -13,7 +13,9 @@
  * host reads them.
  */
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import { DiskflowError } from '../../api/errors';
+import { Uuid } from '../../api/values';
 import { KeyedLock } from '../repository/keyed-lock';
 import { readDirect, writeDirect } from './direct-io';
 
@@ -21,6 +23,16 @@ export const SLOT_SIZE = 128 * 1024;
 const MAGIC = 'DFSLOT1';
 
 type SlotKind = 'image' | 'volume' | 'free';
+
+const SlotHeader = z.object({
+  m: z.literal(MAGIC),
+  pair: z.number().int().nonnegative(),
+  seq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  kind: z.enum(['image', 'volume', 'free']),
+  id: Uuid,
+  len: z.number().int().nonnegative().max(SLOT_SIZE),
+  sha: z.string().regex(/^[0-9a-f]{64}$/),
+});
 
 interface Slot {
   pair: number;
@@ -58,8 +70,11 @@ export class MetadataSlots {
     const newline = raw.indexOf(0x0a);
     if (newline <= 0 || newline > 1024) return null;
     try {
-      const header = JSON.parse(raw.subarray(0, newline).toString('utf8')) as { m: string; pair: number; seq: number; kind: SlotKind; id: string; len: number; sha: string };
-      if (header.m !== MAGIC || header.pair !== pair || newline + 1 + header.len > raw.length) return null;
+      // A slot is storage like any other: a header that is not one diskflow writes is no slot.
+      const parsed = SlotHeader.safeParse(JSON.parse(raw.subarray(0, newline).toString('utf8')));
+      if (!parsed.success) return null;
+      const header = parsed.data;
+      if (header.pair !== pair || newline + 1 + header.len > raw.length) return null;
       const body = raw.subarray(newline + 1, newline + 1 + header.len);
       if (createHash('sha256').update(body).digest('hex') !== header.sha) return null;
       return { pair, seq: header.seq, kind: header.kind, id: header.id, body: body.toString('utf8') };
@@ -114,12 +129,14 @@ export class MetadataSlots {
     return (await this.find(kind, id))?.current?.body ?? null;
   }
 
-  async list(kind: 'image' | 'volume'): Promise<string[]> {
-    return (await this.scan()).filter((s) => s.current?.kind === kind).map((s) => s.current!.body);
+  /** Every record of a kind, with the id its slot holds it under. */
+  async list(kind: 'image' | 'volume'): Promise<{ id: string; body: string }[]> {
+    return (await this.scan()).filter((s) => s.current?.kind === kind).map((s) => ({ id: s.current!.id, body: s.current!.body }));
   }
 
   /** Writes a record: `create` refuses (false) if it exists, `replace` creates or replaces it. */
   async write(kind: 'image' | 'volume', id: string, body: string, mode: 'create' | 'replace'): Promise<boolean> {
+    if (!Uuid.safeParse(id).success) throw new DiskflowError('INVALID_ARGUMENT', `${kind} id ${JSON.stringify(id).slice(0, 80)} is not a diskflow id (a UUID)`);
     return this.lock.run('slots', async () => {
       this.lastScan = null;
       const existing = await this.find(kind, id);

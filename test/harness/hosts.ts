@@ -66,7 +66,8 @@ function launch(hostId: string, home: string, logs: Record<string, unknown>[], e
         logs.push({ msg: line });
       }
     });
-    child.on('exit', (code) => {
+    // 'close': after its output is read to the end, so the message it died with is all there.
+    child.on('close', (code) => {
       clearTimeout(timer);
       reject(new Error(`worker ${hostId} exited with ${code} before it started: ${stderr}`));
     });
@@ -106,6 +107,30 @@ export async function startHost(hostId: string, env: Record<string, string> = {}
     },
   };
   return host;
+}
+
+/**
+ * Starts a worker that must refuse to start: resolves to its exit code and stderr. `prepare`
+ * sets up its DISKFLOW_HOME first. A worker that starts after all is stopped, and the call fails.
+ */
+export async function startHostExpectingExit(
+  hostId: string,
+  env: Record<string, string> = {},
+  prepare: (home: string) => void = () => undefined,
+): Promise<{ code: number | null; stderr: string; home: string }> {
+  const home = mkdtempSync(join(tmpdir(), `diskflow-${hostId}-`));
+  homes.push(home);
+  prepare(home);
+  const logs: Record<string, unknown>[] = [];
+  try {
+    const child = await launch(hostId, home, logs, env);
+    await terminate(child, 'SIGTERM');
+    throw new Error(`worker ${hostId} started, but should have refused to`);
+  } catch (error) {
+    const match = /exited with (\S+) before it started: ([\s\S]*)$/.exec((error as Error).message);
+    if (!match) throw error;
+    return { code: match[1] === 'null' ? null : Number(match[1]), stderr: match[2], home };
+  }
 }
 
 /** Stops every worker this process started and removes their homes. */

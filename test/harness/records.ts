@@ -13,10 +13,15 @@ export function volumeFiles(repoPath: string): string[] {
   return readdirSync(join(repoPath, 'volumes')).filter((name) => !name.endsWith('.json'));
 }
 
+/** Processes (`pid args` lines of ps) whose command line matches `command` and mentions `text`. */
+export function processesMatching(command: RegExp, text: string): string[] {
+  const out = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' });
+  return out.split('\n').filter((line) => command.test(line) && line.includes(text));
+}
+
 /** qemu processes whose command line mentions `text` (a volume id): none may outlive its step. */
 export function qemuProcessesFor(text: string): string[] {
-  const out = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' });
-  return out.split('\n').filter((line) => /qemu-(img|io|nbd|storage-daemon)/.test(line) && line.includes(text));
+  return processesMatching(/qemu-(img|io|nbd|storage-daemon)/, text);
 }
 
 /** `qemu-img check` of every qcow2 volume of a file repository: those that are not clean. */

@@ -26,6 +26,17 @@ afterAll(async () => {
 const MiB = 2 ** 20;
 const DISK = '5b0e9d2e-8a51-4c3c-9d53-2d1f6bb0f0a1';
 
+function circular(): Record<string, unknown> {
+  const value: Record<string, unknown> = { a: 1 };
+  value.self = value;
+  return value;
+}
+function nested(levels: number): unknown {
+  let value: unknown = 0;
+  for (let i = 0; i < levels; i++) value = [value];
+  return value;
+}
+
 /** [what is wrong, the call, the field its message must name]. */
 const cases: [string, (c: StorageClient) => Promise<unknown>, string][] = [
   ['a zero size', (c) => c.createVirtualDisk('input', 0), 'size'],
@@ -45,6 +56,11 @@ const cases: [string, (c: StorageClient) => Promise<unknown>, string][] = [
   ['userData over 64 KiB', (c) => c.createVirtualDisk('input', MiB, null, { blob: 'x'.repeat(64 * 1024) }), 'userData'],
   ['userData that is not JSON', (c) => c.createVirtualDisk('input', MiB, null, { n: Number.NaN }), 'userData.n'],
   ['userData holding a function', (c) => c.createVirtualDisk('input', MiB, null, { f: () => 1 }), 'userData.f'],
+  ['userData that is circular', (c) => c.createVirtualDisk('input', MiB, null, circular()), 'userData.self: is circular'],
+  ['userData nested 33 levels deep', (c) => c.createVirtualDisk('input', MiB, null, { d: nested(32) }), 'userData: must nest at most 32 levels'],
+  ['userData nested 100,000 levels deep', (c) => c.createVirtualDisk('input', MiB, null, { d: nested(100_000) }), 'nests deeper than'],
+  ['userData with a __proto__ key', (c) => c.createVirtualDisk('input', MiB, null, JSON.parse('{"a":{"__proto__":{"admin":true}}}')), 'userData.a.__proto__'],
+  ['userData with a constructor key', (c) => c.createVirtualDisk('input', MiB, null, { constructor: { prototype: 1 } }), 'userData.constructor'],
   ['an unknown option', (c) => c.createVirtualDisk('input', MiB, null, {}, { turbo: true }), 'options'],
   ['an unknown strategy', (c) => c.createVirtualDisk('input', MiB, null, {}, { strategy: 'fast' }), 'options.strategy'],
   ['autoFix that is not a boolean', (c) => c.createVirtualDisk('input', MiB, null, {}, { autoFix: 'yes' }), 'options.autoFix'],

@@ -16,7 +16,7 @@ let client: StorageClient;
 let path: string;
 
 beforeAll(async () => {
-  await startHost('fix-host', { DISKFLOW_MAX_CHAIN: '3', DISKFLOW_FIX_KEY: 'test-cluster-key' });
+  await startHost('fix-host', { DISKFLOW_MAX_CHAIN: '3', DISKFLOW_FIX_KEY: 'test-cluster-key-at-least-thirty-two-bytes' });
   client = await clientFor('fix-host');
   path = await localRepository(client, 'fx');
   await localRepository(client, 'other');
@@ -83,6 +83,10 @@ describe('check and fix', () => {
     const forged = { ...mend, data: `${Buffer.from(JSON.stringify({ v: 1, plan: { type: 'clean', images: {} } })).toString('base64url')}.c2lnbmF0dXJl` };
     await expect(client.fixStorageRepository('fx', forged)).rejects.toMatchObject({ code: 'FIX_INVALID' });
     await expect(client.fixStorageRepository('fx', { ...mend, data: 'garbage' })).rejects.toMatchObject({ code: 'FIX_INVALID' });
+    // One encoding only: the same bytes written another way are another fix, and none is valid.
+    for (const data of [`${mend.data}!!`, `${mend.data}=`, mend.data.replace('.', '=.'), ` ${mend.data}`]) {
+      await expect(client.fixStorageRepository('fx', { ...mend, data })).rejects.toMatchObject({ code: 'FIX_INVALID' });
+    }
     expect(snapshotTree(path)).toEqual(before);
     expect((await status(disk)).status).toBe('broken');
   });
@@ -229,7 +233,7 @@ describe('check and fix', () => {
 
   it('a check answers the most urgent fixes that fit in one answer; repo fix --all checks again until all are done', async () => {
     // A host whose answers hold about two fixes stands in for a repository with thousands.
-    await startHost('fix-small', { DISKFLOW_ANSWER_BYTES: '1500', DISKFLOW_FIX_KEY: 'test-cluster-key' });
+    await startHost('fix-small', { DISKFLOW_ANSWER_BYTES: '1500', DISKFLOW_FIX_KEY: 'test-cluster-key-at-least-thirty-two-bytes' });
     const small = await clientFor('fix-small');
     try {
       await localRepository(small, 'many');

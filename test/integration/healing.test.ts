@@ -25,7 +25,7 @@ let client: StorageClient;
 const paths: Record<string, string> = {};
 
 beforeAll(async () => {
-  host = await startHost('heal-host', { DISKFLOW_COPY_CHUNK: '4M', DISKFLOW_COPY_RANGE_SECONDS: '0', DISKFLOW_FIX_KEY: 'heal-key' });
+  host = await startHost('heal-host', { DISKFLOW_COPY_CHUNK: '4M', DISKFLOW_COPY_RANGE_SECONDS: '0', DISKFLOW_FIX_KEY: 'heal-key-at-least-thirty-two-bytes-long' });
   client = await clientFor('heal-host');
   paths.h = await localRepository(client, 'h');
   paths.h2 = await localRepository(client, 'h2');

@@ -301,10 +301,10 @@ describe('posixfs-1.0 shared by three hosts', () => {
     }
   }, 180_000);
 
-  it('nfs-1.0 builds `mount -t nfs -o <options> server:/export <point>`; without an NFS client the connect fails clearly and leaves nothing', async () => {
+  it('nfs-1.0 builds `mount -t nfs -o nosuid,nodev,<options> server:/export <point>`; without an NFS client the connect fails clearly and leaves nothing', async () => {
     const spec = nfsMountSpec({ server: 'filer.example', export: '/exports/vm', mountOptions: 'vers=4.2,hard' });
-    expect(mountArgs(spec, '/home/x/mnt/p')).toEqual(['-t', 'nfs', '-o', 'vers=4.2,hard', 'filer.example:/exports/vm', '/home/x/mnt/p']);
-    expect(mountArgs(nfsMountSpec({ server: '10.0.0.1', export: '/e' }), '/p')).toEqual(['-t', 'nfs', '10.0.0.1:/e', '/p']);
+    expect(mountArgs(spec, '/home/x/mnt/p')).toEqual(['-t', 'nfs', '-o', 'nosuid,nodev,vers=4.2,hard', 'filer.example:/exports/vm', '/home/x/mnt/p']);
+    expect(mountArgs(nfsMountSpec({ server: '10.0.0.1', export: '/e' }), '/p')).toEqual(['-t', 'nfs', '-o', 'nosuid,nodev', '10.0.0.1:/e', '/p']);
     const before = readFileSync(join(hosts.h2.home, 'connections.json'), 'utf8');
     const failed = await clients.h2.connectStorageRepository('filer', 'nfs-1.0', { server: '127.0.0.1', export: '/nothing', mountOptions: 'vers=4.2' }).catch((e: unknown) => e);
     expect(failed).toMatchObject({ code: 'STORAGE_ERROR' });

@@ -24,7 +24,7 @@ describe('repositories', () => {
   it('init writes a header into an empty directory, and connect serves it under a repoId', async () => {
     const path = tempDir();
     await client.initStorageRepository('localfs-1.0', { path });
-    expect(Object.keys(snapshotTree(path))).toEqual(['diskflow-repository.json']);
+    expect(Object.keys(snapshotTree(path)).sort()).toEqual(['diskflow-repository.json', 'images/', 'tmp/', 'volumes/']);
     await client.connectStorageRepository('r-init', 'localfs-1.0', { path });
     expect(await client.listImages('r-init')).toEqual([]);
     expect(await client.getStorageRepositoryConstraints('r-init')).toEqual({ needsSrm: false, srmHostId: null });

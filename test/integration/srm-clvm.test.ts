@@ -7,12 +7,16 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lvm } from '../../activities/volumes/lvm';
 import type { StorageClient } from '../../client/storage-client';
-import { diskflow, diskflowJson } from '../harness/cli';
+import { WORKFLOW_TASK_QUEUE } from '../../api/task-queues';
+import { diskflow, diskflowJson, temporalCli } from '../harness/cli';
 import { chainOf, Model, sameContent, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
 import { createLun, loopsOver, Lun, removeLun } from '../harness/lun';
@@ -32,6 +36,8 @@ const ENV = {
   DISKFLOW_CLVM_METADATA_MB: '8',
   DISKFLOW_CLVM_CHUNK_MB: '2',
   DISKFLOW_COPY_CHUNK: String(2 * MiB),
+  // Metadata changes sent to the SRM are signed with the cluster's key: every host has the same.
+  DISKFLOW_FIX_KEY: 'srm-test-cluster-key-of-at-least-32-bytes',
 };
 
 let lun: Lun | undefined;
@@ -81,7 +87,8 @@ async function metadataSteps(client: StorageClient): Promise<Map<string, StepRun
 async function recordMetadataStepHistory(client: StorageClient, workflowId: string): Promise<void> {
   const history = await client.temporal.workflow.getHandle(workflowId).fetchHistory();
   await Worker.runReplayHistory({ workflowsPath: join(__dirname, '..', '..', 'workflows', 'index.ts') }, history, workflowId);
-  const file = join(__dirname, '..', 'histories', 'srmMetadataStep.clvm-copy.completed.json');
+  // clvm-copy.completed.json is the change as it was sent before changes were signed (kept: the past).
+  const file = join(__dirname, '..', 'histories', 'srmMetadataStep.clvm-copy-signed.completed.json');
   if (!existsSync(file)) writeFileSync(file, historyToJSON(history) + '\n');
 }
 
@@ -429,6 +436,43 @@ describe('clvm-1.0 with an elected SRM', () => {
     // Created at the 2 MiB chunk, grown for the 3 MiB of data.
     expect(made3[0].size).toBeGreaterThan(3 * MiB);
   }, 180_000);
+
+  it('srmMetadataStep started from outside changes nothing: unsigned, forged, or a signed change replayed once its operation is over fails at once with INVALID_ARGUMENT', async () => {
+    const c = clients.h1;
+    expect(await srmOf(c)).toBe('srm-h1');
+    const namesBefore = new Set((await lvs()).map((l) => l.name));
+    const disk = await c.createVirtualDisk('shared', SIZE);
+    await usable(c, 'shared', disk);
+    const [volumeId] = (await lvs()).map((l) => l.name).filter((n) => !namesBefore.has(n));
+    const repoUuid = (await new Lvm([lun!.device], VG).vg())!.tags.find((t) => t.startsWith('diskflow.uuid='))!.slice('diskflow.uuid='.length);
+    const removeVolume = { method: 'removeVolume', volumeId };
+    // A signed change an earlier test sent, read back from its history (its operation has ended).
+    const [sentBefore] = [...(await metadataSteps(c)).keys()];
+    const history = await c.temporal.workflow.getHandle(sentBefore).fetchHistory();
+    const payload = history.events![0].workflowExecutionStartedEventAttributes!.input!.payloads![0];
+    const replayed = JSON.parse(Buffer.from(payload.data!).toString('utf8')) as Record<string, unknown>;
+    expect(replayed.signature).toEqual(expect.any(String));
+
+    const hostile: [string, unknown][] = [
+      ['unsigned, as the issue found it', { repoUuid, call: removeVolume }],
+      ['a forged signature', { repoUuid, operationId: `createVirtualDisk:${disk}`, call: removeVolume, signature: 'A'.repeat(43) }],
+      ['a signed change replayed after its operation ended', replayed],
+      ['a signed change bent to another volume', { ...replayed, call: removeVolume }],
+      ['no input at all', null],
+    ];
+    for (const [what, input] of hostile) {
+      const workflowId = `hostile-srm-${randomUUID()}`;
+      const started = Date.now();
+      await temporalCli(['workflow', 'start', '--type', 'srmMetadataStep', '--task-queue', WORKFLOW_TASK_QUEUE, '--workflow-id', workflowId, '--input', JSON.stringify(input)]);
+      const failure = await c.temporal.workflow.getHandle(workflowId).result().then(() => undefined, (e: unknown) => e);
+      expect(failure, what).toBeInstanceOf(WorkflowFailedError);
+      expect(((failure as WorkflowFailedError).cause as ApplicationFailure).type, what).toBe('INVALID_ARGUMENT');
+      expect(Date.now() - started, what).toBeLessThan(15_000);
+    }
+    expect((await lvs()).map((l) => l.name)).toContain(volumeId);
+    expect(await sameContent(c, 'shared', disk, Model.blank(SIZE))).toBe(true);
+    await c.removeImage('shared', disk);
+  }, 120_000);
 });
 
 describe('SRM fencing and takeover', () => {

@@ -1,5 +1,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { codeOf } from '../../api/failures';
+import { PERSISTED_UPDATE } from '../../api/operations';
+import { WORKFLOW_TASK_QUEUE } from '../../api/task-queues';
 import type { StorageClient } from '../../client/storage-client';
 import { clientFor, startHost, stopAllHosts } from '../harness/hosts';
 import { qemuCheckClean, qemuInfo } from '../harness/qemu';
@@ -141,6 +144,31 @@ describe('virtual disks on a localfs repository', () => {
     expect(b).toBe(a);
     expect(c).toBe(a);
     expect((await client.listImages('disks')).length).toBe(before + 1);
+  });
+
+  it('a requestId reused with other arguments is INVALID_ARGUMENT, while the first call runs and after it is done', async () => {
+    // Done: the finished operation's request is compared by its fingerprint.
+    const options = { requestId: `req-other-${Date.now()}`, autoFix: false };
+    const first = await client.createVirtualDisk('disks', MiB, null, { vm: 1 }, options);
+    await client.waitForOperation(`createVirtualDisk:${options.requestId}`);
+    const before = (await client.listImages('disks')).length;
+    await expect(client.createVirtualDisk('disks', 2 * MiB, null, { vm: 1 }, options)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('other arguments') });
+    await expect(client.createVirtualDisk('disks', MiB, null, { vm: 2 }, options)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(await client.createVirtualDisk('disks', MiB, null, { vm: 1 }, options)).toBe(first);
+    expect((await client.listImages('disks')).length).toBe(before);
+
+    // Running: its `persisted` update refuses another request. (A host that is not there keeps
+    // the operation waiting at its first step for 15 s, long enough to ask.)
+    const input = { hostId: 'no-such-host', targetRepoId: 'disks', size: MiB };
+    const workflowId = `createVirtualDisk:req-running-${Date.now()}`;
+    const handle = await client.temporal.workflow.start('createVirtualDisk', { taskQueue: WORKFLOW_TASK_QUEUE, workflowId, args: [input] });
+    try {
+      const refused = await handle.executeUpdate(PERSISTED_UPDATE, { args: [{ ...input, size: 2 * MiB }] }).then(() => undefined, (e: unknown) => e);
+      expect(codeOf(refused)).toBe('INVALID_ARGUMENT');
+      expect((await handle.describe()).status.name).toBe('RUNNING');
+    } finally {
+      await handle.terminate('test done');
+    }
   });
 
   it('a listing comes in pages that each fit in one answer; listImages pages through all of it', async () => {

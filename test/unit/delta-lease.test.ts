@@ -12,7 +12,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const timing = leaseTiming({ DISKFLOW_SRM_LEASE_MS: '800' });
 const lost: string[] = [];
-const lease = (hostId: string) => new DeltaLease(area, hostId, timing, (why) => lost.push(`${hostId}: ${why}`));
+const HOME = '00000000-0000-4000-8000-00000000000a';
+const lease = (hostId: string, home = HOME) => new DeltaLease(area, hostId, home, timing, (why: string) => lost.push(`${hostId}: ${why}`));
 /** Stops a holder's renewals without telling it, as a frozen or dead process would. */
 const freeze = (l: DeltaLease) => clearInterval((l as unknown as { timer: NodeJS.Timeout }).timer);
 
@@ -49,5 +50,21 @@ describe('SRM delta lease', () => {
     expect(lost.some((l) => l.startsWith('a: the lease was not renewed'))).toBe(true);
     await c.assertHolding('test');
     await c.release();
+  });
+
+  it('the same host id from another DISKFLOW_HOME is another holder: refused with SRM_CONFLICT, while its own restarted worker retakes the lease at once', async () => {
+    const first = lease('h');
+    await first.acquire();
+    freeze(first);
+    await expect(lease('h', '00000000-0000-4000-8000-00000000000b').acquire()).rejects.toMatchObject({
+      code: 'SRM_CONFLICT',
+      message: expect.stringContaining('another DISKFLOW_HOME'),
+    });
+    // The same DISKFLOW_HOME: the worker after a restart (its home lock proves the first is gone).
+    const restarted = lease('h');
+    const t0 = performance.now();
+    await restarted.acquire();
+    expect(performance.now() - t0).toBeLessThan(timing.leaseMs);
+    await restarted.release();
   });
 });

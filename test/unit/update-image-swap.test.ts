@@ -19,7 +19,7 @@ afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force
 async function repository(): Promise<Repository> {
   const path = mkdtempSync(join(tmpdir(), 'swap-'));
   dirs.push(path);
-  const host = { hostId: 'h', home: path };
+  const host = { hostId: 'h', home: path, homeId: '00000000-0000-4000-8000-000000000001' };
   await localfs.init({ path }, host);
   return localfs.connect({ path }, host);
 }

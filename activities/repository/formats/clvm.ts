@@ -16,8 +16,10 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { DiskflowError } from '../../../api/errors';
 import { ClvmParams, FORMAT_TRAITS } from '../../../api/formats';
+import { UUID_PATTERN } from '../../../api/values';
 import { failpoint } from '../../failpoints';
 import { run } from '../../process';
+import { readQcow2Header } from '../../qemu/qcow2-header';
 import * as qemuImg from '../../qemu/qemu-img';
 import type { VolumeFormat } from '../../qemu/qemu-img';
 import { Activation, LoopActivation, LvmActivation } from '../../volumes/activation';
@@ -25,7 +27,9 @@ import { readDirect, writeDirect } from '../../volumes/direct-io';
 import { hasDeviceMapper, LvInfo, Lvm } from '../../volumes/lvm';
 import { MetadataSlots, SLOT_SIZE } from '../../volumes/metadata-slots';
 import { KeyedLock } from '../keyed-lock';
-import { RecordConflict } from '../repository';
+import { parseStoredJson, requireOwnId } from '../record-json';
+import { parseHeader, RecordConflict } from '../repository';
+import { assertOpenable } from '../volume-check';
 import type { HostContext, MetadataCall, RecordKind, Repository, RepositoryDriver, RepositoryHeader, StoredVolume, VolumeSpec } from '../repository';
 
 type Params = z.infer<typeof ClvmParams>;
@@ -35,7 +39,7 @@ export const METADATA_LV = 'diskflow_metadata';
 /** The lease sector sits at the start of the metadata LV; record slots start here. */
 const SLOTS_OFFSET = MiB;
 const REMOVE_ME = '_remove_me_';
-const VOLUME_NAME = /^(_remove_me_)?([0-9a-f-]{36})$/;
+const VOLUME_NAME = new RegExp(`^(_remove_me_)?(${UUID_PATTERN})$`);
 const TAG = { repository: 'diskflow.repository=1', format: 'diskflow.format=clvm-1.0', volume: 'diskflow.volume' };
 
 /** Tunables read at init and create time (tests use MiB-sized repositories). */
@@ -77,7 +81,8 @@ function headerFromTags(tags: string[], vgName: string): RepositoryHeader | null
   if (format !== 'clvm-1.0') {
     throw new DiskflowError('INVALID_ARGUMENT', `repoFormat: volume group ${vgName} holds a ${format ?? 'unknown'} repository, not clvm-1.0`);
   }
-  return { schema: 'diskflow.repository/1', format: 'clvm-1.0', uuid: value('uuid')!, createdAt: value('created')! };
+  // Tags are storage like any other: the uuid names directories under DISKFLOW_HOME, so it is checked.
+  return parseHeader({ schema: 'diskflow.repository/1', format: 'clvm-1.0', uuid: value('uuid'), createdAt: value('created') }, `volume group ${vgName}`);
 }
 
 /** Where an LV's first byte lies on its physical volume (the LV must be one extent range). */
@@ -206,11 +211,15 @@ export class ClvmRepository implements Repository {
 
   async readRecord(kind: RecordKind, id: string): Promise<unknown | null> {
     const body = await this.slots.read(kind, id);
-    return body === null ? null : JSON.parse(body);
+    const what = `${kind} record ${id} in ${this.location}`;
+    return body === null ? null : requireOwnId(kind, id, parseStoredJson(body, what), what);
   }
 
   async listRecords<T>(kind: RecordKind, parse: (raw: unknown) => T): Promise<T[]> {
-    return (await this.slots.list(kind)).map((body) => parse(JSON.parse(body)));
+    return (await this.slots.list(kind)).map(({ id, body }) => {
+      const what = `${kind} record ${id} in ${this.location}`;
+      return parse(requireOwnId(kind, id, parseStoredJson(body, what), what));
+    });
   }
 
   async createRecord(kind: RecordKind, id: string, value: unknown): Promise<boolean> {
@@ -397,6 +406,8 @@ export class ClvmRepository implements Repository {
     const wasActive = (await this.activation.active()).includes(volumeId);
     const path = await this.activation.activate(lv);
     try {
+      // qemu-img reads the header (and could follow an external data file it names): checked first.
+      await assertOpenable(this, volumeId, 'qcow2', () => readQcow2Header((bytes) => readDirect(path, 0, bytes)));
       const result = await qemuImg.checkDeviceAlone(path);
       const end = result['image-end-offset'];
       if (!end || result['check-errors'] || result.corruptions) return;
@@ -410,8 +421,16 @@ export class ClvmRepository implements Repository {
     }
   }
 
-  async activate(volumeId: string): Promise<string> {
-    return this.activation.activate(await this.requireLv(volumeId));
+  /** The path qemu opens, once the volume is known to be what its records say (volume-check.ts). */
+  async activate(volumeId: string, format: VolumeFormat): Promise<string> {
+    const path = await this.activation.activate(await this.requireLv(volumeId));
+    try {
+      await assertOpenable(this, volumeId, format, () => readQcow2Header((bytes) => readDirect(path, 0, bytes)));
+    } catch (error) {
+      await this.activation.deactivate(volumeId).catch(() => undefined);
+      throw error;
+    }
+    return path;
   }
 
   /**

@@ -4,7 +4,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { z } from 'zod';
 import { DiskflowError } from '../../../api/errors';
 import { FORMAT_TRAITS, LocalFsParams } from '../../../api/formats';
-import { FileRepository, initFileRepository, probeDirectIo, readHeader } from '../file-repository';
+import { checkLayout, FileRepository, initFileRepository, probeDirectIo, readHeader } from '../file-repository';
 import type { Repository, RepositoryDriver, RepositoryHeader } from '../repository';
 
 type Params = z.infer<typeof LocalFsParams>;
@@ -40,6 +40,7 @@ export const localfs: RepositoryDriver<Params> = {
     if (header.format !== 'localfs-1.0') {
       throw new DiskflowError('INVALID_ARGUMENT', `repoFormat: ${path} holds a ${header.format} repository, not localfs-1.0`);
     }
+    await checkLayout(path);
     return new FileRepository(header, FORMAT_TRAITS['localfs-1.0'], path, await probeDirectIo(path));
   },
 };

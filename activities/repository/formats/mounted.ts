@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { DiskflowError } from '../../../api/errors';
 import { FORMAT_TRAITS, RepoFormat } from '../../../api/formats';
 import { ensureMounted, MountSpec, mountPointFor, unmount } from '../../host/mounts';
-import { FileRepository, initFileRepository, probeDirectIo, readHeader } from '../file-repository';
+import { checkLayout, FileRepository, initFileRepository, probeDirectIo, readHeader } from '../file-repository';
 import { KeyedLock } from '../keyed-lock';
 import { DEFAULT_LEASE_TTL_MS, LeaseLocks } from '../lease-lock';
 import type { HostContext, Repository, RepositoryDriver, RepositoryHeader } from '../repository';
@@ -49,7 +49,7 @@ class MountedRepository extends FileRepository {
   private released = false;
 
   constructor(header: RepositoryHeader, target: string, directIo: boolean, host: HostContext) {
-    super(header, FORMAT_TRAITS[header.format], target, directIo, new LeaseLocks(join(target, 'locks'), join(target, 'tmp'), { hostId: host.hostId, pid: process.pid }, leaseTtlMs()));
+    super(header, FORMAT_TRAITS[header.format], target, directIo, new LeaseLocks(join(target, 'locks'), join(target, 'tmp'), { hostId: host.hostId, pid: process.pid, home: host.homeId }, leaseTtlMs()));
   }
 
   /** disconnectStorageRepository: unmounts (refused while a VM or tool holds files open there). */
@@ -98,6 +98,7 @@ export function mountedDriver<P>(format: RepoFormat, mountSpec: (params: P) => M
         const header = await readHeader(target);
         if (!header) throw new DiskflowError('INVALID_ARGUMENT', `connectionParameters: ${spec.spec} is not a diskflow repository (no header); run initStorageRepository first`);
         if (header.format !== format) throw new DiskflowError('INVALID_ARGUMENT', `repoFormat: ${spec.spec} holds a ${header.format} repository, not ${format}`);
+        await checkLayout(target);
         return new MountedRepository(header, target, await probeDirectIo(target), host);
       } catch (error) {
         await releaseMount(target, true).catch(() => undefined);

@@ -25,6 +25,8 @@ export function devCommand(): Command {
         await runDev({ hostId: hostIdFrom(o.hostId), home: diskflowHome(), port: port('DISKFLOW_DEV_PORT', 7233), uiPort: port('DISKFLOW_UI_PORT', DEFAULT_UI_PORT) });
       } catch (error) {
         reportFailure(error);
+        // The Temporal runtime, once loaded, keeps the event loop alive: a worker that cannot start exits.
+        process.exit(1);
       }
     });
 }
@@ -39,6 +41,8 @@ export function workerCommand(): Command {
         await runWorker({ hostId: hostIdFrom(o.hostId), home: diskflowHome(), temporal: temporalSettings() });
       } catch (error) {
         reportFailure(error);
+        // The Temporal runtime, once loaded, keeps the event loop alive: a worker that cannot start exits.
+        process.exit(1);
       }
     });
 }
