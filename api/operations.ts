@@ -141,7 +141,7 @@ export const CALL_DESCRIPTIONS = {
     'The VM on hostId no longer uses the image. options.fencedHostId releases instead the mark of a host the engine knows is fenced (dead, powered off, cut from the storage), from any host: nothing releases a host\'s marks implicitly.',
   checkStorageRepository: 'Scans the repository and answers the fixes it needs (clean, optimize, merge, mend), the most urgent first; fixes of images prepared for a VM are listed and refused until teardown.',
   fixStorageRepository:
-    'Accepts a fix from checkStorageRepository (FIX_INVALID if altered, forged or stale) and answers its operation id; the fix then runs. ' +
+    'Accepts a fix from checkStorageRepository (FIX_INVALID if altered, forged or stale, or if it already ran to completion: check again) and answers its operation id; the fix then runs; the same fix asked again while it runs answers the same operation id. ' +
     'IMAGE_IN_USE for an optimize or merge of an image prepared for a VM (named hosts), unless it is served: then it runs live in the daemon serving it. options.bandwidth caps the bytes per second a fix moves. IMAGE_BUSY while another operation works on the image (named).',
 } as const;
 

@@ -100,14 +100,16 @@ describe('check and fix', () => {
     expect(await fixesFor(disk)).toEqual([]);
   });
 
-  it('the same fix asked twice is one run with one operationId', async () => {
+  it('the same fix asked twice is one run with one operationId; replayed once it ran (its image changed since), FIX_INVALID', async () => {
     const disk = await client.createVirtualDisk('fx', SIZE, null, {}, { autoFix: false });
     const [mend] = await fixesFor(disk, 'mend');
     const [a, b] = await Promise.all([client.fixStorageRepository('fx', mend), client.fixStorageRepository('fx', mend)]);
     expect(b.operationId).toBe(a.operationId);
     await client.waitForOperation(a.operationId);
-    expect(await client.fixStorageRepository('fx', mend)).toEqual(a);
-    expect((await status(disk)).status).toBe('optimized');
+    const ran = await status(disk);
+    expect(ran.status).toBe('optimized');
+    await expect(client.fixStorageRepository('fx', mend)).rejects.toMatchObject({ code: 'FIX_INVALID', message: expect.stringContaining(a.operationId) });
+    expect(await status(disk)).toEqual(ran);
   });
 
   it('a stale fix is refused: the image changed between check and fix', async () => {
