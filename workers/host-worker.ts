@@ -21,7 +21,7 @@ import { createWorkflowLocalActivities } from '../activities/srm/apply-metadata'
 import { createMetadataForwarder } from '../activities/srm/metadata-forwarder';
 import { SrmPollers, SrmRoles } from '../activities/srm/srm-roles';
 import { watchServed } from '../activities/serving/watch';
-import type { TemporalSettings } from '../client/config';
+import type { TemporalSettings } from '../config/environment';
 import { homeId, lockHome } from './home-lock';
 import { assertHostIdFree, workerIdentity } from './host-twin';
 import { loadFixKey } from './fix-key';
