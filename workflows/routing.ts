@@ -6,6 +6,7 @@ import { ApplicationFailure, TimeoutFailure } from '@temporalio/common';
 import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { RepositoryRef } from '../activities/host/repositories';
+import { finalFailure } from '../api/failures';
 import { hostTaskQueue, repoTaskQueue, srmTaskQueue } from '../api/task-queues';
 
 /**
@@ -40,11 +41,7 @@ const HOST_ANSWER_SECONDS = 15;
 function hostNotAnswering(error: unknown, hostId: string): ApplicationFailure | undefined {
   const cause = (error as { cause?: unknown }).cause;
   if (!(cause instanceof TimeoutFailure) || cause.timeoutType !== 'SCHEDULE_TO_START') return undefined;
-  return ApplicationFailure.create({
-    type: 'STORAGE_ERROR',
-    message: `host ${hostId} did not answer within ${HOST_ANSWER_SECONDS} s: is its worker (diskflow worker --host-id ${hostId}) running?`,
-    nonRetryable: true,
-  });
+  return finalFailure('STORAGE_ERROR', `host ${hostId} did not answer within ${HOST_ANSWER_SECONDS} s: is its worker (diskflow worker --host-id ${hostId}) running?`);
 }
 
 /**
