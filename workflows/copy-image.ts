@@ -4,7 +4,7 @@ import { CopyImageInput, NewImageOutput } from '../api/operations';
 import { hostTaskQueue } from '../api/task-queues';
 import { operationControl } from './control';
 import { validate } from './failures';
-import { mendImage } from './fix-steps';
+import { mendImage } from './mend-step';
 import { answerOncePersisted } from './persisted';
 import { persistStep } from './persist-step';
 import { tagOperation } from './tags';

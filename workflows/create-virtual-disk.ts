@@ -3,7 +3,7 @@ import { hostTaskQueue } from '../api/task-queues';
 import { CreateVirtualDiskInput, NewImageOutput } from '../api/operations';
 import { operationControl } from './control';
 import { validate } from './failures';
-import { mendImage } from './fix-steps';
+import { mendImage } from './mend-step';
 import { answerOncePersisted } from './persisted';
 import { persistStep } from './persist-step';
 import { tagOperation } from './tags';

@@ -5,7 +5,7 @@ import { FixStartedOutput, FixStorageRepositoryInput } from '../api/operations';
 import { hostTaskQueue } from '../api/task-queues';
 import { operationControl } from './control';
 import { validate, withCodes } from './failures';
-import { mendImage } from './fix-steps';
+import { mendImage } from './mend-step';
 import { answerOncePersisted } from './persisted';
 import { persistStep } from './persist-step';
 import { forFixes, onHost, onObjectManager } from './routing';

@@ -1,4 +1,4 @@
-/** The fix steps operations run on images, routed to the hosts that may run them. */
+/** The mend step every operation that makes an image runs, routed to the hosts that may run it. */
 import { workflowInfo } from '@temporalio/workflow';
 import type { RepositoryRef } from '../activities/host/repositories';
 import type { MendOutcome } from '../activities/images/mend';
