@@ -158,7 +158,7 @@ export const ImageRecord = z.looseObject({
   strategy: Strategy,
   /** Top volume of the image's chain; parents follow VolumeRecord.parentId. */
   volumeId: VolumeId,
-  /** Bumped on every change: steps and fix data state the generation they expect. */
+  /** Bumped on every change: fix data states the generation the check saw, a write sent to the SRM the one it read. */
   generation: Counter,
   /**
    * Bumped whenever the image's content may change under a reader: prepared for a VM (a writer
