@@ -1,6 +1,6 @@
 /**
  * The records diskflow keeps in a repository's own metadata: the truth about every image and
- * volume (docs/ARCHITECTURE.md documents each field). Loose objects, so a record written by a
+ * volume (docs/ON-DISK.md documents each field). Loose objects, so a record written by a
  * newer diskflow keeps the fields this one does not know when this one rewrites it.
  *
  * Storage is untrusted input (anyone with access to it can write it): ids are UUIDs (they name
