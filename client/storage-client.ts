@@ -44,7 +44,7 @@ import type { ServeMode } from '../api/values';
 import { WORKFLOW_TASK_QUEUE } from '../api/task-queues';
 import { parseInput } from '../api/validation';
 import { RepoId } from '../api/values';
-import { defaultHostId, stallAfterMs, temporalSettings } from './config';
+import { defaultHostId, stallAfterMs, temporalSettings } from '../config/environment';
 import { findStalledOperations, StalledOperation } from './stalled-operations';
 import { OperationProgress, PROGRESS_QUERY } from '../api/progress';
 

@@ -1,6 +1,6 @@
 /** `diskflow disk ...` and `diskflow image ...`: virtual disks and images. */
 import { Command, Option } from 'commander';
-import type { ServeMode } from '../../../api/values';
+import type { ServeMode } from '../../api/values';
 import { parseSize } from '../parse';
 import { printImageList, printImageStatus } from '../output';
 import { withClient } from '../run';

@@ -2,12 +2,12 @@
 import { Command, Option } from 'commander';
 import { Bar, Presets } from 'cli-progress';
 import Table from 'cli-table3';
-import { DiskflowError, invalidArgument } from '../../../api/errors';
-import { Fix, FixType } from '../../../api/image-status';
-import { parseInput } from '../../../api/validation';
-import { stallAfterMs } from '../../config';
-import type { StalledOperation } from '../../stalled-operations';
-import type { StorageClient } from '../../storage-client';
+import { DiskflowError, invalidArgument } from '../../api/errors';
+import { Fix, FixType } from '../../api/image-status';
+import { parseInput } from '../../api/validation';
+import { stallAfterMs } from '../../config/environment';
+import type { StalledOperation } from '../../client/stalled-operations';
+import type { StorageClient } from '../../client/storage-client';
 import { formatBytes } from '../output';
 import { parseJsonObject, parseSize } from '../parse';
 import { withClient } from '../run';
