@@ -64,6 +64,7 @@ const PersistRequest = z.discriminatedUnion('op', [
   }),
   z.strictObject({ op: z.literal('mark-removed'), imageId: ImageId, operationId: OperationId }),
   z.strictObject({ op: z.literal('accept-fix'), data: FixData, operationId: OperationId, bandwidth: Bandwidth.optional() }),
+  z.strictObject({ op: z.literal('resize-disk'), imageId: ImageId, newSize: Size, operationId: OperationId }),
 ]);
 
 const PersistStep = z.union([
@@ -102,6 +103,7 @@ const PersistStep = z.union([
   }),
   z.strictObject({ op: z.literal('mark-removed'), input: z.strictObject({ imageId: ImageId, operationId: OperationId }) }),
   z.strictObject({ op: z.literal('accept-fix'), input: z.strictObject({ plan: FixPlanSchema, operationId: OperationId, bandwidth: Bandwidth.optional() }) }),
+  z.strictObject({ op: z.literal('resize-disk'), input: z.strictObject({ imageId: ImageId, newSize: Size, operationId: OperationId, hostId: HostId }) }),
   // As workflows started before steps carried `input` send them (operations/index.ts reads both).
   z.strictObject({ op: z.literal('mark-removed'), imageId: ImageId, operationId: OperationId }),
   z.strictObject({ op: z.literal('accept-fix'), plan: FixPlanSchema, operationId: OperationId }),

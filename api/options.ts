@@ -46,6 +46,12 @@ export const RemoveImageOptions = z.strictObject({
 });
 export type RemoveImageOptions = z.infer<typeof RemoveImageOptions>;
 
+export const ResizeVirtualDiskOptions = z.strictObject({
+  autoFix: z.boolean().default(true),
+  requestId: RequestId.optional(),
+});
+export type ResizeVirtualDiskOptions = z.infer<typeof ResizeVirtualDiskOptions>;
+
 export const CheckOptions = z.strictObject({});
 
 export const FixOptions = z.strictObject({

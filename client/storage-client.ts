@@ -23,6 +23,7 @@ import {
   FixStorageRepositoryInput,
   CopyImageInput,
   CreateSnapshotInput,
+  ResizeVirtualDiskInput,
   CreateVirtualDiskInput,
   DisconnectStorageRepositoryInput,
   GetStorageRepositoryConstraintsInput,
@@ -137,6 +138,16 @@ export class StorageClient {
     const input = this.check(CopyImageInput, { hostId: this.hostId, targetRepoId, imageId, baseImageId, userData, options });
     const result = await this.operate('copyImage', input, input.options.requestId);
     return result.imageId;
+  }
+
+  /**
+   * Grows a virtual disk to `newSize` bytes; returns once the new size is persisted (the volume
+   * grows by the fix that follows). Shrinking is INVALID_ARGUMENT; IMAGE_IN_USE while prepared
+   * for a VM, unless served live as vhost-user-blk or fuse.
+   */
+  async resizeVirtualDisk(repositoryId: string, imageId: string, newSize: number, options: Json = {}): Promise<void> {
+    const input = this.check(ResizeVirtualDiskInput, { hostId: this.hostId, repositoryId, imageId, newSize, options });
+    await this.operate('resizeVirtualDisk', input, input.options.requestId);
   }
 
   async removeImage(repositoryId: string, imageId: string, options: Json = {}): Promise<void> {

@@ -212,6 +212,20 @@ const scenarios: Scenario[] = [
       await c.teardownImage(repo, disk);
     },
   ],
+  [
+    'resize-offline-then-live',
+    async (c, { repo }) => {
+      const disk = await c.createVirtualDisk(repo, 1 << 20);
+      await waitUsable(c, repo, disk);
+      await c.resizeVirtualDisk(repo, disk, 1 << 19).catch(() => undefined);
+      await c.resizeVirtualDisk(repo, disk, 2 << 20, { requestId: 'rec-resize-offline' });
+      await c.waitForOperation('resizeVirtualDisk:rec-resize-offline');
+      await c.prepareImage(repo, disk, { serve: 'fuse' });
+      await c.resizeVirtualDisk(repo, disk, 4 << 20, { requestId: 'rec-resize-live' });
+      await c.waitForOperation('resizeVirtualDisk:rec-resize-live');
+      await c.teardownImage(repo, disk);
+    },
+  ],
   ['disconnect-ok', (c, { repo }) => c.disconnectStorageRepository(repo)],
 ];
 

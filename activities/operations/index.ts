@@ -10,6 +10,7 @@ import { createSnapshot } from './create-snapshot';
 import { createVirtualDisk } from './create-virtual-disk';
 import type { Operation } from './operation';
 import { removeImage } from './remove-image';
+import { resizeDisk } from './resize-disk';
 
 export const OPERATIONS = {
   'create-virtual-disk': createVirtualDisk,
@@ -17,6 +18,7 @@ export const OPERATIONS = {
   'copy-image': copyImage,
   'mark-removed': removeImage,
   'accept-fix': acceptFix,
+  'resize-disk': resizeDisk,
 };
 
 type Registry = typeof OPERATIONS;

@@ -29,3 +29,4 @@ export * from './removal';
 export * from './copy-jobs';
 export * from './volumes';
 export * from './served';
+export * from './resize';

@@ -41,6 +41,7 @@ export function newImageRecord(n: NewImage): ImageRecord {
     status: n.pending ? 'broken' : (n.status ?? 'optimized'),
     pending: n.pending,
     optimizing: null,
+    resizing: null,
     changeTracking: null,
     incremental: null,
     removed: null,

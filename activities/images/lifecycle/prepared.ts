@@ -28,6 +28,7 @@ export async function prepareOnHost(
     // Served here already, as asked: the same answer again (the daemon is kept).
     if (serve && img.served?.hostId === hostId && !img.served.lost && hostId in img.prepared) return undefined;
     await refuseBroken(img, operations, 'preparing it for a VM');
+    if (img.resizing) throw new DiskflowError('IMAGE_BUSY', `image ${imageId} has a resize to ${img.size} bytes pending; it ends (or a mend completes it) before a VM gets the disk`);
     await refuseWhileBusy(img, null, operations, 'preparing it for a VM', img.kind === 'virtual-disk');
     await makeRoom(img);
     const writable = img.kind === 'virtual-disk';

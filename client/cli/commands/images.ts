@@ -26,6 +26,20 @@ export function diskCommand(): Command {
       (imageId) => say(imageId),
     ),
   );
+  withImageFlags(
+    disk
+      .command('resize <repoId> <diskId> <size>')
+      .description('grow a virtual disk to <size> (bytes, or 20G, ...); only grows. A disk served live as vhost-user-blk or fuse grows under its VM')
+      .allowUnknownOption(),
+  ).action(
+    withClient(
+      async (client, repoId: string, diskId: string, size: string, o: ImageFlags) => {
+        await client.resizeVirtualDisk(repoId, diskId, parseSize(size), callOptions(o));
+        return null;
+      },
+      (_r, _repoId, diskId, size) => say(`resized ${diskId} to ${size}`),
+    ),
+  );
   return disk;
 }
 
