@@ -16,6 +16,7 @@ import {
   FixOptions,
   RemoveImageOptions,
   ResizeVirtualDiskOptions,
+  ServeBackupOptions,
   PrepareOptions,
   TeardownOptions,
 } from './options';
@@ -65,6 +66,25 @@ export const ResizeVirtualDiskInput = z.strictObject({
   newSize: Size,
   options: ResizeVirtualDiskOptions.default(ResizeVirtualDiskOptions.parse({})),
 });
+export const ServeBackupInput = z.strictObject({
+  ...onHost,
+  repositoryId: RepoId,
+  imageId: ImageId,
+  /** A copy of the image made earlier: only what changed since is marked in the exported dirty bitmap. */
+  since: ImageId.nullable().default(null),
+  options: ServeBackupOptions.default(ServeBackupOptions.parse({})),
+});
+/** Where the backup export is reached (the persisted update's answer, and the operation's result). */
+export const ServeBackupOutput = z.object({
+  operationId: z.string(),
+  /** nbd+unix URI of the read-only export, on hostId. */
+  address: z.string(),
+  exportName: z.string(),
+  socket: z.string(),
+  /** The dirty bitmap of the changes since `since` (`nbdinfo --map=qemu:dirty-bitmap:NAME`), or null. */
+  bitmap: z.string().nullable(),
+  hostId: HostId,
+});
 export const ImageRefInput = z.strictObject({ ...onHost, repositoryId: RepoId, imageId: ImageId });
 export const PrepareImageInput = z.strictObject({
   ...onHost,
@@ -113,6 +133,8 @@ export type CreateSnapshotInput = z.input<typeof CreateSnapshotInput>;
 export type CopyImageInput = z.input<typeof CopyImageInput>;
 export type RemoveImageInput = z.input<typeof RemoveImageInput>;
 export type ResizeVirtualDiskInput = z.input<typeof ResizeVirtualDiskInput>;
+export type ServeBackupInput = z.input<typeof ServeBackupInput>;
+export type ServeBackupOutput = z.infer<typeof ServeBackupOutput>;
 export type ImageRefInput = z.input<typeof ImageRefInput>;
 export type PrepareImageInput = z.input<typeof PrepareImageInput>;
 export type TeardownImageInput = z.input<typeof TeardownImageInput>;
@@ -143,6 +165,10 @@ export const CALL_DESCRIPTIONS = {
   resizeVirtualDisk:
     'Grows a virtual disk to newSize bytes: the new size is persisted first, then a fix grows its top volume (on clvm the SRM extends the LV). A size smaller than the disk\'s is INVALID_ARGUMENT (disks only grow), the same size does nothing. ' +
     'IMAGE_IN_USE while the disk is prepared for a VM, unless it is served by diskflow as vhost-user-blk or fuse: then it grows live (QMP block_resize) and its VM sees the new size; served over NBD it is refused, as an NBD client learns the size only when it connects. IMAGE_BUSY while another operation works on the disk or a copy is reading it.',
+  serveBackup:
+    'Exposes a snapshot or a stopped virtual disk read-only over NBD on hostId (pull-mode backup) and answers its address once clients may connect; with since (an earlier copy of the image), the changes since that copy are the dirty bitmap `qemu:dirty-bitmap:<bitmap>` of the export. ' +
+    'The operation runs until the stopExport signal, a cancel, or options.idleTimeoutSeconds without use. While it runs, the image is neither prepared for a VM (IMAGE_BUSY) nor removed (IMAGE_IN_USE). ' +
+    'IMAGE_IN_USE for a disk prepared or served for a VM (export a snapshot of it). INVALID_ARGUMENT when the changes since that copy are not known (the message says why).',
   getImageStatus: 'The image\'s last persisted status, stage, progress and error, read from the repository.',
   listImages: 'Every image of the repository that is not removed, oldest first.',
   listImagesPage: 'The images after `after` (oldest first) that fit in one answer, and where the next page starts.',
@@ -173,6 +199,7 @@ export const WORKFLOW_CONTRACTS = {
   copyImage: { input: CopyImageInput, output: NewImageOutput },
   removeImage: { input: RemoveImageInput, output: NoOutput },
   resizeVirtualDisk: { input: ResizeVirtualDiskInput, output: NoOutput },
+  serveBackup: { input: ServeBackupInput, output: ServeBackupOutput },
   getImageStatus: { input: ImageRefInput, output: ImageStatus },
   listImages: { input: ListImagesInput, output: z.array(ImageStatus) },
   listImagesPage: { input: ListImagesPageInput, output: ImagesPage },

@@ -226,6 +226,23 @@ const scenarios: Scenario[] = [
       await c.teardownImage(repo, disk);
     },
   ],
+  [
+    'serve-backup-stop-idle-cancel',
+    async (c, { repo }) => {
+      const disk = await c.createVirtualDisk(repo, 1 << 20);
+      await waitUsable(c, repo, disk);
+      const copy = await c.copyImage(repo, disk, null, {}, { kind: 'snapshot' });
+      await waitUsable(c, repo, copy);
+      await c.serveBackup(repo, disk, disk).catch(() => undefined);
+      await c.serveBackup(repo, disk, copy);
+      await c.stopBackupExport(repo, disk);
+      const idle = await c.serveBackup(repo, disk, null, { idleTimeoutSeconds: 1 });
+      await c.waitForOperation(idle.operationId);
+      const cancelled = await c.serveBackup(repo, disk);
+      await c.temporal.workflow.getHandle(cancelled.operationId).cancel();
+      await c.waitForOperation(cancelled.operationId).catch(() => undefined);
+    },
+  ],
   ['disconnect-ok', (c, { repo }) => c.disconnectStorageRepository(repo)],
 ];
 

@@ -185,6 +185,12 @@ export const ImageRecord = z.looseObject({
    * serving it) and clears this. `from` is the size before.
    */
   resizing: z.object({ from: VirtualSize, operationId: OperationId }).nullable().default(null),
+  /**
+   * Exported read-only over NBD for a backup tool to pull (serveBackup), by this operation on
+   * this host: while it runs, the image is one of the export's readers, and neither prepared for
+   * a VM nor removed.
+   */
+  backupExport: z.object({ operationId: OperationId, hostId: HostId, since: Time }).nullable().default(null),
   /** Removal mark: the image is gone for users; a clean fix reclaims its volumes. */
   removed: z.object({ at: Time, operationId: OperationId }).nullable(),
   operation: OperationClaim.nullable(),

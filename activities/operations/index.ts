@@ -5,6 +5,7 @@
  */
 import type { ActivityDeps } from '../deps';
 import { acceptFix } from './accept-fix';
+import { serveBackup } from './begin-backup-export';
 import { copyImage } from './copy-image';
 import { createSnapshot } from './create-snapshot';
 import { createVirtualDisk } from './create-virtual-disk';
@@ -19,6 +20,7 @@ export const OPERATIONS = {
   'mark-removed': removeImage,
   'accept-fix': acceptFix,
   'resize-disk': resizeDisk,
+  'serve-backup': serveBackup,
 };
 
 type Registry = typeof OPERATIONS;

@@ -6,25 +6,27 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StorageClient } from '../../client/storage-client';
 import { Model, sameContent, writeImage } from '../harness/content';
-import { clientFor, startHost, stopAllHosts } from '../harness/hosts';
+import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
 import { createLun, Lun, removeLun } from '../harness/lun';
 import { imageRecord } from '../harness/records';
-import { localRepository, removeTempDirs } from '../harness/repositories';
+import { localRepository, removeTempDirs, tempDir } from '../harness/repositories';
 import { eventually } from '../harness/wait';
 
 const MiB = 2 ** 20;
 const SIZE = 16 * MiB;
 const VG = `dfresize${process.pid}`;
 let client: StorageClient;
+let host: TestHost;
 let path: string;
 let lun: Lun | undefined;
 
 beforeAll(async () => {
-  await startHost('resize-host', {
+  host = await startHost('resize-host', {
     DISKFLOW_CLVM_EXTENT_MB: '1',
     DISKFLOW_CLVM_METADATA_MB: '8',
     DISKFLOW_CLVM_CHUNK_MB: '2',
@@ -32,6 +34,7 @@ beforeAll(async () => {
   });
   client = await clientFor('resize-host');
   path = await localRepository(client, 'local');
+  await localRepository(client, 'backups');
   lun = createLun(256 * MiB);
   await client.initStorageRepository('clvm-1.0', { devices: [lun.device], vgName: VG });
   await client.connectStorageRepository('lvm', 'clvm-1.0', { devices: [lun.device], vgName: VG });
@@ -125,5 +128,100 @@ describe('resizeVirtualDisk', () => {
     await client.teardownImage('local', disk);
     expect(await virtualSize('local', disk)).toBe(4 * SIZE);
     expect(await sameContent(client, 'local', disk, Model.blank(4 * SIZE).write(beyond))).toBe(true);
+  });
+});
+
+/** The extents `nbdinfo --map` lists for the context (`base:allocation`, `qemu:dirty-bitmap:NAME`) with the flag set. */
+function mapped(address: string, context: string, flag: number): { offset: number; length: number }[] {
+  const extents = JSON.parse(execFileSync('nbdinfo', [`--map=${context}`, '--json', address], { encoding: 'utf8' })) as { offset: number; length: number; type: number }[];
+  return extents.filter((e) => (e.type & flag) !== 0).map(({ offset, length }) => ({ offset, length }));
+}
+
+const DIRTY = 1;
+const exportDir = (imageId: string) => join(host.home, 'backups', imageId);
+
+describe('serveBackup', () => {
+  /** A disk with data, copied once (the copy's bitmap counts what changes after), then written again. */
+  async function diskWithChanges(): Promise<{ disk: string; copy: string; model: Model; changed: { offset: number; length: number }[] }> {
+    const disk = await client.createVirtualDisk('local', SIZE);
+    await usable('local', disk);
+    const before = [
+      { pattern: 0x11, offset: 0, length: MiB },
+      { pattern: 0x12, offset: 8 * MiB, length: MiB },
+    ];
+    await writeImage(client, 'local', disk, ...before);
+    const copy = await client.copyImage('backups', disk, null, {}, { kind: 'snapshot' });
+    await usable('backups', copy);
+    const after = [
+      { pattern: 0x21, offset: 4 * MiB, length: 512 * 1024 },
+      { pattern: 0x22, offset: 12 * MiB, length: MiB },
+    ];
+    await writeImage(client, 'local', disk, ...after);
+    return { disk, copy, model: Model.blank(SIZE).write(...before, ...after), changed: after.map(({ offset, length }) => ({ offset, length })) };
+  }
+
+  it('a stopped disk served since an earlier copy: nbdinfo --map lists only the extents written since, nbdcopy pulls the whole disk; prepare and removal are refused until the export is stopped', async () => {
+    const { disk, copy, model, changed } = await diskWithChanges();
+    const exported = await client.serveBackup('local', disk, copy);
+    expect(exported).toMatchObject({ exportName: disk, hostId: 'resize-host', bitmap: expect.stringContaining(copy) });
+    expect(exported.address).toBe(`nbd+unix:///${disk}?socket=${join(exportDir(disk), 'nbd.sock')}`);
+    expect(mapped(exported.address, `qemu:dirty-bitmap:${exported.bitmap}`, DIRTY)).toEqual(changed);
+    // The whole content is there too, read-only.
+    const pulled = join(tempDir('pulled'), 'disk.raw');
+    execFileSync('nbdcopy', [exported.address, pulled]);
+    execFileSync('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'raw', pulled, model.path]);
+    expect(() => execFileSync('qemu-io', ['-f', 'raw', '-c', 'write 0 4096', exported.address], { stdio: 'pipe' })).toThrow();
+    expect(imageRecord(path, disk).backupExport).toMatchObject({ operationId: exported.operationId, hostId: 'resize-host' });
+
+    await expect(client.prepareImage('local', disk)).rejects.toMatchObject({ code: 'IMAGE_BUSY', message: expect.stringContaining('exported for a backup') });
+    await expect(client.removeImage('local', disk)).rejects.toMatchObject({ code: 'IMAGE_IN_USE', message: expect.stringContaining('exported for a backup') });
+    // One export of an image at a time.
+    await expect(client.serveBackup('local', disk)).rejects.toMatchObject({ code: 'IMAGE_BUSY' });
+
+    expect(await client.stopBackupExport('local', disk)).toEqual([exported.operationId]);
+    expect((await client.temporal.workflow.getHandle(exported.operationId).describe()).status.name).toBe('COMPLETED');
+    expect(existsSync(exportDir(disk))).toBe(false);
+    expect(imageRecord(path, disk)).toMatchObject({ backupExport: null, readers: {} });
+    expect(() => execFileSync('nbdinfo', ['--size', exported.address], { stdio: 'pipe' })).toThrow();
+    await client.prepareImage('local', disk);
+    await client.teardownImage('local', disk);
+  });
+
+  it('a snapshot taken after the writes, served since the copy, lists the same changed extents; unused, the export ends by itself after its idle timeout', async () => {
+    const { disk, copy, changed } = await diskWithChanges();
+    const snapshot = await client.createSnapshot('local', disk);
+    await usable('local', disk);
+    const exported = await client.serveBackup('local', snapshot, copy, { idleTimeoutSeconds: 3 });
+    expect(mapped(exported.address, `qemu:dirty-bitmap:${exported.bitmap}`, DIRTY)).toEqual(changed);
+    // In use, the export stays: a client every second for longer than the timeout.
+    for (let i = 0; i < 5; i++) {
+      execFileSync('nbdinfo', ['--size', exported.address]);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect((await client.temporal.workflow.getHandle(exported.operationId).describe()).status.name).toBe('RUNNING');
+    await client.waitForOperation(exported.operationId);
+    expect(existsSync(exportDir(snapshot))).toBe(false);
+    expect(imageRecord(path, snapshot)).toMatchObject({ backupExport: null, readers: {} });
+  });
+
+  it('refused: a disk prepared for a VM (IMAGE_IN_USE), a copy whose changes are not known (INVALID_ARGUMENT); a full export has no bitmap, and a cancel ends it', async () => {
+    const { disk } = await diskWithChanges();
+    await client.prepareImage('local', disk);
+    await expect(client.serveBackup('local', disk)).rejects.toMatchObject({ code: 'IMAGE_IN_USE', message: expect.stringContaining('export a snapshot') });
+    await client.teardownImage('local', disk);
+    const other = await client.createVirtualDisk('local', SIZE);
+    await usable('local', other);
+    const unrelated = await client.copyImage('backups', other, null, {}, { kind: 'snapshot' });
+    await usable('backups', unrelated);
+    await expect(client.serveBackup('local', disk, unrelated)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(`no bitmap of copy ${unrelated}`) });
+    expect(imageRecord(path, disk)).toMatchObject({ backupExport: null, readers: {} });
+
+    const full = await client.serveBackup('local', disk);
+    expect(full.bitmap).toBeNull();
+    expect(Number(execFileSync('nbdinfo', ['--size', full.address], { encoding: 'utf8' }))).toBe(SIZE);
+    await client.temporal.workflow.getHandle(full.operationId).cancel();
+    await expect(client.waitForOperation(full.operationId)).rejects.toBeDefined();
+    await eventually(async () => imageRecord(path, disk).backupExport, (e) => e === null, 10_000);
+    expect(existsSync(exportDir(disk))).toBe(false);
   });
 });

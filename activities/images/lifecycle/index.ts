@@ -30,3 +30,4 @@ export * from './copy-jobs';
 export * from './volumes';
 export * from './served';
 export * from './resize';
+export * from './backup-export';

@@ -42,6 +42,7 @@ export function newImageRecord(n: NewImage): ImageRecord {
     pending: n.pending,
     optimizing: null,
     resizing: null,
+    backupExport: null,
     changeTracking: null,
     incremental: null,
     removed: null,
