@@ -13,6 +13,7 @@ import type { StorageClient } from '../../client/storage-client';
 import { Model, sameContent, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
 import { createLun, Lun, removeLun } from '../harness/lun';
+import { diskflow, diskflowJson } from '../harness/cli';
 import { imageRecord } from '../harness/records';
 import { localRepository, removeTempDirs, tempDir } from '../harness/repositories';
 import { eventually } from '../harness/wait';
@@ -139,6 +140,63 @@ function mapped(address: string, context: string, flag: number): { offset: numbe
 
 const DIRTY = 1;
 const exportDir = (imageId: string) => join(host.home, 'backups', imageId);
+
+describe('a resize interrupted by a worker killed after the volume grew converges', () => {
+  /** Kills the worker at the failpoint once `start` runs; starts it again without failpoints. */
+  async function killedAt(point: string, start: () => Promise<unknown>): Promise<void> {
+    await host.restart({ DISKFLOW_FAILPOINTS: point });
+    try {
+      await start();
+      await Promise.race([host.exited(), new Promise((_, reject) => setTimeout(() => reject(new Error(`failpoint ${point} was not reached`)), 60_000))]);
+    } finally {
+      await host.restart({ DISKFLOW_FAILPOINTS: '' });
+    }
+  }
+
+  it('offline: the retried step finds the volume grown and completes the record', async () => {
+    const disk = await client.createVirtualDisk('local', SIZE);
+    await usable('local', disk);
+    await killedAt('resize.grown', () => client.resizeVirtualDisk('local', disk, 2 * SIZE, { requestId: `crash-${disk}` }));
+    expect(imageRecord(path, disk)).toMatchObject({ size: 2 * SIZE, resizing: { from: SIZE } });
+    await client.waitForOperation(`resizeVirtualDisk:crash-${disk}`);
+    expect(imageRecord(path, disk)).toMatchObject({ size: 2 * SIZE, resizing: null, operation: null });
+    expect(await virtualSize('local', disk)).toBe(2 * SIZE);
+  }, 120_000);
+
+  it('live, its operation gone: check offers the mend that grows it, run on the host serving it', async () => {
+    const disk = await client.createVirtualDisk('local', SIZE);
+    await usable('local', disk);
+    const served = await client.prepareImage('local', disk, { serve: 'fuse' });
+    await killedAt('resize.grown', () => client.resizeVirtualDisk('local', disk, 2 * SIZE, { requestId: `crash-${disk}` }));
+    await client.temporal.workflow.getHandle(`resizeVirtualDisk:crash-${disk}`).terminate('lost with its worker');
+    const fix = (await client.checkStorageRepository('local')).find((f) => f.type === 'mend' && f.imageIds.includes(disk));
+    expect(fix?.description).toContain(`grow virtual disk ${disk} from ${SIZE} to ${2 * SIZE} bytes`);
+    await client.waitForOperation((await client.fixStorageRepository('local', fix!)).operationId);
+    expect(imageRecord(path, disk)).toMatchObject({ size: 2 * SIZE, resizing: null, operation: null });
+    await eventually(async () => statSync(served.path).size, (size) => size === 2 * SIZE, 10_000);
+    await client.teardownImage('local', disk);
+  }, 120_000);
+});
+
+describe('the CLI', () => {
+  it('`diskflow disk resize` grows a disk and refuses to shrink it; `diskflow image serve-backup` prints the export, `--stop` ends it', async () => {
+    const env = { DISKFLOW_HOST_ID: 'resize-host' };
+    const disk = await client.createVirtualDisk('local', SIZE);
+    await usable('local', disk);
+    const grown = await diskflow(['disk', 'resize', 'local', disk, '32M'], env);
+    expect(grown).toMatchObject({ code: 0, stdout: `resized ${disk} to 32M\n` });
+    await eventually(async () => imageRecord(path, disk), (r) => r.resizing === null, 20_000);
+    expect(await virtualSize('local', disk)).toBe(32 * MiB);
+    const shrunk = await diskflow(['disk', 'resize', 'local', disk, '1M'], env);
+    expect(shrunk.code).not.toBe(0);
+    expect(shrunk.stderr).toContain('INVALID_ARGUMENT');
+
+    const exported = await diskflowJson<{ address: string; operationId: string }>(['image', 'serve-backup', 'local', disk], env);
+    expect(Number(execFileSync('nbdinfo', ['--size', exported.address], { encoding: 'utf8' }))).toBe(32 * MiB);
+    expect(await diskflow(['image', 'serve-backup', 'local', disk, '--stop'], env)).toMatchObject({ code: 0, stdout: `stopped ${exported.operationId}\n` });
+    expect(await diskflow(['image', 'serve-backup', 'local', disk, '--stop'], env)).toMatchObject({ code: 0, stdout: `no backup export of ${disk} runs\n` });
+  });
+});
 
 describe('serveBackup', () => {
   /** A disk with data, copied once (the copy's bitmap counts what changes after), then written again. */
