@@ -262,6 +262,22 @@ describe('serveBackup', () => {
     expect(imageRecord(path, snapshot)).toMatchObject({ backupExport: null, readers: {} });
   });
 
+  it('a disk on clvm is exported too (its records written by the SRM), and nbdcopy pulls what it holds', async () => {
+    // The worker was restarted by the tests above: it takes the SRM role again.
+    await client.startRepositoryManager('lvm');
+    const disk = await client.createVirtualDisk('lvm', SIZE);
+    await usable('lvm', disk);
+    const write = { pattern: 0x33, offset: 2 * MiB, length: 3 * MiB };
+    await writeImage(client, 'lvm', disk, write);
+    const exported = await client.serveBackup('lvm', disk);
+    const pulled = join(tempDir('pulled'), 'lvm.raw');
+    execFileSync('nbdcopy', [exported.address, pulled]);
+    execFileSync('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'raw', pulled, Model.blank(SIZE).write(write).path]);
+    await expect(client.removeImage('lvm', disk)).rejects.toMatchObject({ code: 'IMAGE_IN_USE' });
+    expect(await client.stopBackupExport('lvm', disk)).toEqual([exported.operationId]);
+    await client.removeImage('lvm', disk);
+  });
+
   it('refused: a disk prepared for a VM (IMAGE_IN_USE), a copy whose changes are not known (INVALID_ARGUMENT); a full export has no bitmap, and a cancel ends it', async () => {
     const { disk } = await diskWithChanges();
     await client.prepareImage('local', disk);

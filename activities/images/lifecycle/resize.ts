@@ -67,8 +67,12 @@ export async function claimResize(repo: Repository, imageId: string, actor: Acto
     const held = await liveClaimOfOther(img, actor.operationId, operations);
     if (held) throw new DiskflowError('IMAGE_BUSY', `image ${imageId} is busy: ${held.type} (operation ${held.id}) works on it; its resize waits`);
     return { ...img, operation: claimFor(actor.operationId, img.operation?.type ?? 'fix:mend'), hostId: actor.hostId, lastError: null };
+  }).catch((error: unknown) => {
+    // Forgotten already (a clean after its removal): nothing to grow, as for a removed image.
+    if (error instanceof DiskflowError && error.code === 'IMAGE_NOT_FOUND') return null;
+    throw error;
   });
-  return image.removed || !image.resizing ? null : image;
+  return !image || image.removed || !image.resizing ? null : image;
 }
 
 /** The top volume holds the new size: its record says so, the mark and the claim go. */
