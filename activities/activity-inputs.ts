@@ -12,6 +12,7 @@ import { withRepositorySpec } from '../api/formats';
 import { PageCursor } from '../api/operations';
 import { SrmMetadataInput } from '../api/srm-metadata';
 import { HostId, ImageId, ImageKind, MAX_VIRTUAL_SIZE, OperationId, RepoId, RepoUuid, ServeMode, Size, Strategy, UserData, VolumeId } from '../api/values';
+import { MAX_IDLE_SECONDS } from '../api/options';
 import { FixPlanSchema, FixData, StrayName } from './fixes/fix-data';
 import type { Activities } from './index';
 import type { WorkflowLocalActivities } from './srm/apply-metadata';
@@ -64,6 +65,8 @@ const PersistRequest = z.discriminatedUnion('op', [
   }),
   z.strictObject({ op: z.literal('mark-removed'), imageId: ImageId, operationId: OperationId }),
   z.strictObject({ op: z.literal('accept-fix'), data: FixData, operationId: OperationId, bandwidth: Bandwidth.optional() }),
+  z.strictObject({ op: z.literal('resize-disk'), imageId: ImageId, newSize: Size, operationId: OperationId }),
+  z.strictObject({ op: z.literal('serve-backup'), imageId: ImageId, operationId: OperationId }),
 ]);
 
 const PersistStep = z.union([
@@ -102,6 +105,8 @@ const PersistStep = z.union([
   }),
   z.strictObject({ op: z.literal('mark-removed'), input: z.strictObject({ imageId: ImageId, operationId: OperationId }) }),
   z.strictObject({ op: z.literal('accept-fix'), input: z.strictObject({ plan: FixPlanSchema, operationId: OperationId, bandwidth: Bandwidth.optional() }) }),
+  z.strictObject({ op: z.literal('resize-disk'), input: z.strictObject({ imageId: ImageId, newSize: Size, operationId: OperationId, hostId: HostId }) }),
+  z.strictObject({ op: z.literal('serve-backup'), input: z.strictObject({ imageId: ImageId, operationId: OperationId, hostId: HostId }) }),
   // As workflows started before steps carried `input` send them (operations/index.ts reads both).
   z.strictObject({ op: z.literal('mark-removed'), imageId: ImageId, operationId: OperationId }),
   z.strictObject({ op: z.literal('accept-fix'), plan: FixPlanSchema, operationId: OperationId }),
@@ -144,6 +149,8 @@ export const ACTIVITY_INPUTS = {
   mergeVolumes: ImageStep.extend({ upper: VolumeId, lower: VolumeId, bandwidth: Bandwidth.optional() }),
   // Served disks
   liveSnapshot: ImageStep,
+  serveBackupExport: ImageStep.extend({ since: ImageId.nullable(), idleTimeoutSeconds: z.number().int().positive().max(MAX_IDLE_SECONDS) }),
+  endBackupExport: ImageStep,
   // The SRM
   applyMetadataOnSrm: SrmMetadataInput,
   // Local activities of workflows

@@ -15,6 +15,8 @@ import {
   CreateVirtualDiskOptions,
   FixOptions,
   RemoveImageOptions,
+  ResizeVirtualDiskOptions,
+  ServeBackupOptions,
   PrepareOptions,
   TeardownOptions,
 } from './options';
@@ -56,6 +58,32 @@ export const RemoveImageInput = z.strictObject({
   repositoryId: RepoId,
   imageId: ImageId,
   options: RemoveImageOptions.default(RemoveImageOptions.parse({})),
+});
+export const ResizeVirtualDiskInput = z.strictObject({
+  ...onHost,
+  repositoryId: RepoId,
+  imageId: ImageId,
+  newSize: Size,
+  options: ResizeVirtualDiskOptions.default(ResizeVirtualDiskOptions.parse({})),
+});
+export const ServeBackupInput = z.strictObject({
+  ...onHost,
+  repositoryId: RepoId,
+  imageId: ImageId,
+  /** A copy of the image made earlier: only what changed since is marked in the exported dirty bitmap. */
+  since: ImageId.nullable().default(null),
+  options: ServeBackupOptions.default(ServeBackupOptions.parse({})),
+});
+/** Where the backup export is reached (the persisted update's answer, and the operation's result). */
+export const ServeBackupOutput = z.object({
+  operationId: z.string(),
+  /** nbd+unix URI of the read-only export, on hostId. */
+  address: z.string(),
+  exportName: z.string(),
+  socket: z.string(),
+  /** The dirty bitmap of the changes since `since` (`nbdinfo --map=qemu:dirty-bitmap:NAME`), or null. */
+  bitmap: z.string().nullable(),
+  hostId: HostId,
 });
 export const ImageRefInput = z.strictObject({ ...onHost, repositoryId: RepoId, imageId: ImageId });
 export const PrepareImageInput = z.strictObject({
@@ -104,6 +132,9 @@ export type CreateVirtualDiskInput = z.input<typeof CreateVirtualDiskInput>;
 export type CreateSnapshotInput = z.input<typeof CreateSnapshotInput>;
 export type CopyImageInput = z.input<typeof CopyImageInput>;
 export type RemoveImageInput = z.input<typeof RemoveImageInput>;
+export type ResizeVirtualDiskInput = z.input<typeof ResizeVirtualDiskInput>;
+export type ServeBackupInput = z.input<typeof ServeBackupInput>;
+export type ServeBackupOutput = z.infer<typeof ServeBackupOutput>;
 export type ImageRefInput = z.input<typeof ImageRefInput>;
 export type PrepareImageInput = z.input<typeof PrepareImageInput>;
 export type TeardownImageInput = z.input<typeof TeardownImageInput>;
@@ -131,6 +162,13 @@ export const CALL_DESCRIPTIONS = {
     'IMAGE_IN_USE while the source is a virtual disk prepared for a VM (named hosts), unless it is served (prepareImage with serve): then the copy is a live backup of one instant, in the daemon serving it. options.bandwidth caps the bytes per second it moves. IMAGE_BUSY while another operation works on the source disk (named), or the source or base is not complete yet.',
   removeImage:
     'Marks the image removed (logical and immediate) and stops the operation working on it; a clean fix reclaims its volumes once no other image needs them. IMAGE_IN_USE while it is prepared for a VM on any host (named).',
+  resizeVirtualDisk:
+    'Grows a virtual disk to newSize bytes: the new size is persisted first, then a fix grows its top volume (on clvm the SRM extends the LV). A size smaller than the disk\'s is INVALID_ARGUMENT (disks only grow), the same size does nothing. ' +
+    'IMAGE_IN_USE while the disk is prepared for a VM, unless it is served by diskflow as vhost-user-blk or fuse: then it grows live (QMP block_resize) and its VM sees the new size; served over NBD it is refused, as an NBD client learns the size only when it connects. IMAGE_BUSY while another operation works on the disk or a copy is reading it.',
+  serveBackup:
+    'Exposes a snapshot or a stopped virtual disk read-only over NBD on hostId (pull-mode backup) and answers its address once clients may connect; with since (an earlier copy of the image), the changes since that copy are the dirty bitmap `qemu:dirty-bitmap:<bitmap>` of the export. ' +
+    'The operation runs until the stopExport signal, a cancel, or options.idleTimeoutSeconds without use. While it runs, the image is neither prepared for a VM (IMAGE_BUSY) nor removed (IMAGE_IN_USE). ' +
+    'IMAGE_IN_USE for a disk prepared or served for a VM (export a snapshot of it). INVALID_ARGUMENT when the changes since that copy are not known (the message says why).',
   getImageStatus: 'The image\'s last persisted status, stage, progress and error, read from the repository.',
   listImages: 'Every image of the repository that is not removed, oldest first.',
   listImagesPage: 'The images after `after` (oldest first) that fit in one answer, and where the next page starts.',
@@ -160,6 +198,8 @@ export const WORKFLOW_CONTRACTS = {
   createSnapshot: { input: CreateSnapshotInput, output: NewImageOutput },
   copyImage: { input: CopyImageInput, output: NewImageOutput },
   removeImage: { input: RemoveImageInput, output: NoOutput },
+  resizeVirtualDisk: { input: ResizeVirtualDiskInput, output: NoOutput },
+  serveBackup: { input: ServeBackupInput, output: ServeBackupOutput },
   getImageStatus: { input: ImageRefInput, output: ImageStatus },
   listImages: { input: ListImagesInput, output: z.array(ImageStatus) },
   listImagesPage: { input: ListImagesPageInput, output: ImagesPage },

@@ -53,6 +53,27 @@ export const RemoveImageOptions = z.strictObject({
 });
 export type RemoveImageOptions = z.infer<typeof RemoveImageOptions>;
 
+export const ResizeVirtualDiskOptions = z.strictObject({
+  autoFix: z.boolean().default(true),
+  requestId: RequestId.optional(),
+});
+export type ResizeVirtualDiskOptions = z.infer<typeof ResizeVirtualDiskOptions>;
+
+/** The longest a backup export may wait unused before it ends by itself: a week. */
+export const MAX_IDLE_SECONDS = 7 * 24 * 3600;
+
+export const ServeBackupOptions = z.strictObject({
+  /** The export ends after this long without a client connecting or reading. */
+  idleTimeoutSeconds: z
+    .number({ error: 'must be a number of seconds' })
+    .int({ error: 'must be a whole number of seconds' })
+    .positive({ error: 'must be greater than 0' })
+    .max(MAX_IDLE_SECONDS, { error: `must be at most ${MAX_IDLE_SECONDS} seconds (a week)` })
+    .default(300),
+  requestId: RequestId.optional(),
+});
+export type ServeBackupOptions = z.infer<typeof ServeBackupOptions>;
+
 export const CheckOptions = z.strictObject({});
 
 export const FixOptions = z.strictObject({

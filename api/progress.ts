@@ -6,6 +6,22 @@ export const PROGRESS_SIGNAL = 'progress';
 export const PROGRESS_QUERY = 'progress';
 export const PAUSE_SIGNAL = 'pause';
 export const RESUME_SIGNAL = 'resume';
+/** serveBackup: end the export now (as cancelling the operation does, but the operation completes). */
+export const STOP_EXPORT_SIGNAL = 'stopExport';
+/** serveBackup's export step tells its workflow that clients may connect. */
+export const EXPORT_READY_SIGNAL = 'exportReady';
+
+/** Where a backup export is reached, once clients may connect. */
+export const ExportReady = z.object({
+  /** nbd+unix URI: export name and socket. */
+  address: z.string(),
+  exportName: z.string(),
+  socket: z.string(),
+  /** The dirty bitmap exported (`nbdinfo --map=qemu:dirty-bitmap:NAME`), or null for a full backup. */
+  bitmap: z.string().nullable(),
+  hostId: z.string(),
+});
+export type ExportReady = z.infer<typeof ExportReady>;
 
 export const StepProgress = z.object({
   imageId: z.string(),

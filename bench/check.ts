@@ -71,7 +71,7 @@ export function populate(root: string, count: number): Record<string, number> {
     const imageId = randomUUID();
     const record: ImageRecord = {
       schema: 'diskflow.image/1', imageId, kind, size, userData: { vm: `vm-${imageId.slice(0, 4)}`, disk: 0 }, strategy: 'space', volumeId,
-      generation: 3, contentEpoch: 0, chainEpoch: 0, status: 'optimized', pending: null, optimizing: null, changeTracking: null, incremental: null, removed: null, operation: null, readers: {}, prepared: {}, served: null,
+      generation: 3, contentEpoch: 0, chainEpoch: 0, status: 'optimized', pending: null, optimizing: null, resizing: null, backupExport: null, changeTracking: null, incremental: null, removed: null, operation: null, readers: {}, prepared: {}, served: null,
       hostId: 'bench', stage: null, percentComplete: -1, lastError: null, createdAt: now, createdBy: 'bench', updatedAt: now, ...extra,
     };
     writeFileSync(join(root, 'images', `${imageId}.json`), JSON.stringify(record, null, 1) + '\n');

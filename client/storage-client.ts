@@ -23,6 +23,9 @@ import {
   FixStorageRepositoryInput,
   CopyImageInput,
   CreateSnapshotInput,
+  ResizeVirtualDiskInput,
+  ServeBackupInput,
+  ServeBackupOutput,
   CreateVirtualDiskInput,
   DisconnectStorageRepositoryInput,
   GetStorageRepositoryConstraintsInput,
@@ -43,10 +46,10 @@ import { HostOption } from '../api/options';
 import type { ServeMode } from '../api/values';
 import { WORKFLOW_TASK_QUEUE } from '../api/task-queues';
 import { parseInput } from '../api/validation';
-import { RepoId } from '../api/values';
+import { ImageId, RepoId } from '../api/values';
 import { defaultHostId, stallAfterMs, temporalSettings } from '../config/environment';
 import { findStalledOperations, StalledOperation } from './stalled-operations';
-import { OperationProgress, PROGRESS_QUERY } from '../api/progress';
+import { OperationProgress, PROGRESS_QUERY, STOP_EXPORT_SIGNAL } from '../api/progress';
 
 /** The memo key holding the fingerprint of an operation's request (sha256 of its requestIdentity). */
 const REQUEST_MEMO = 'diskflowRequest';
@@ -137,6 +140,48 @@ export class StorageClient {
     const input = this.check(CopyImageInput, { hostId: this.hostId, targetRepoId, imageId, baseImageId, userData, options });
     const result = await this.operate('copyImage', input, input.options.requestId);
     return result.imageId;
+  }
+
+  /**
+   * Grows a virtual disk to `newSize` bytes; returns once the new size is persisted (the volume
+   * grows by the fix that follows). Shrinking is INVALID_ARGUMENT; IMAGE_IN_USE while prepared
+   * for a VM, unless served live as vhost-user-blk or fuse.
+   */
+  async resizeVirtualDisk(repositoryId: string, imageId: string, newSize: number, options: Json = {}): Promise<void> {
+    const input = this.check(ResizeVirtualDiskInput, { hostId: this.hostId, repositoryId, imageId, newSize, options });
+    await this.operate('resizeVirtualDisk', input, input.options.requestId);
+  }
+
+  /**
+   * Pull-mode backup: exposes a snapshot or a stopped disk read-only over NBD on this client's
+   * host and answers where, once clients may connect. With `since` (an earlier copy of the
+   * image), the export carries the dirty bitmap of every change since (`answer.bitmap`). The
+   * export (operation `answer.operationId`) runs until stopBackupExport, a cancel, or
+   * `options.idleTimeoutSeconds` unused (default 300).
+   */
+  async serveBackup(repositoryId: string, imageId: string, since: string | null = null, options: Json = {}): Promise<ServeBackupOutput> {
+    const input = this.check(ServeBackupInput, { hostId: this.hostId, repositoryId, imageId, since, options });
+    return this.operate('serveBackup', input, input.options.requestId);
+  }
+
+  /** Ends the backup exports of an image that run (each ends its operation as completed); answers their operation ids. */
+  async stopBackupExport(repositoryId: string, imageId: string): Promise<string[]> {
+    const repoId = parseInput(RepoId, repositoryId, 'repositoryId');
+    const image = parseInput(ImageId, imageId, 'imageId');
+    try {
+      await this.ensureConnected();
+      const query = `WorkflowType = 'serveBackup' AND DiskflowRepo = '${repoId}' AND DiskflowImage = '${image}' AND ExecutionStatus = 'Running'`;
+      const stopped: string[] = [];
+      for await (const execution of this.temporal.workflow.list({ query })) {
+        const handle = this.temporal.workflow.getHandle(execution.workflowId, execution.runId);
+        await handle.signal(STOP_EXPORT_SIGNAL);
+        await handle.result().catch(() => undefined);
+        stopped.push(execution.workflowId);
+      }
+      return stopped;
+    } catch (error) {
+      throw this.failure(error);
+    }
   }
 
   async removeImage(repositoryId: string, imageId: string, options: Json = {}): Promise<void> {

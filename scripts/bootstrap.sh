@@ -10,6 +10,7 @@
 #   - the build (tsc, then the workflow bundle)
 #
 # With --test (what `npm test` runs), also what only the tests use:
+#   - Debian's libnbd-bin (nbdinfo, nbdcopy), the NBD clients of the backup export tests
 #   - Debian's chromium, for the Web UI test (playwright-core drives it; it cannot download a browser)
 #   - the Python engine test's packages (scripts/engine-requirements.txt: temporalio, jsonschema),
 #     from PyPI into .tools/python, not system-wide
@@ -83,6 +84,12 @@ else
 fi
 
 if [ "$FOR_TESTS" = true ]; then
+  # The backup export tests pull with an existing NBD client, as a backup tool would: nbdinfo, nbdcopy.
+  if ! command -v nbdinfo >/dev/null 2>&1 || ! command -v nbdcopy >/dev/null 2>&1; then
+    say "installing libnbd-bin (nbdinfo, nbdcopy: for the backup export tests)"
+    { command -v apt-get >/dev/null 2>&1 && as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libnbd-bin >/dev/null; } \
+      || die "could not install libnbd-bin: run as root, or install it (apt-get install libnbd-bin) and run again"
+  fi
   # The Web UI test: Debian's chromium (the test says it is skipped, and why, where it is missing).
   if [ ! -x "${DISKFLOW_CHROMIUM:-/usr/bin/chromium}" ]; then
     say "installing chromium (for the Web UI test)"

@@ -212,6 +212,37 @@ const scenarios: Scenario[] = [
       await c.teardownImage(repo, disk);
     },
   ],
+  [
+    'resize-offline-then-live',
+    async (c, { repo }) => {
+      const disk = await c.createVirtualDisk(repo, 1 << 20);
+      await waitUsable(c, repo, disk);
+      await c.resizeVirtualDisk(repo, disk, 1 << 19).catch(() => undefined);
+      await c.resizeVirtualDisk(repo, disk, 2 << 20, { requestId: 'rec-resize-offline' });
+      await c.waitForOperation('resizeVirtualDisk:rec-resize-offline');
+      await c.prepareImage(repo, disk, { serve: 'fuse' });
+      await c.resizeVirtualDisk(repo, disk, 4 << 20, { requestId: 'rec-resize-live' });
+      await c.waitForOperation('resizeVirtualDisk:rec-resize-live');
+      await c.teardownImage(repo, disk);
+    },
+  ],
+  [
+    'serve-backup-stop-idle-cancel',
+    async (c, { repo }) => {
+      const disk = await c.createVirtualDisk(repo, 1 << 20);
+      await waitUsable(c, repo, disk);
+      const copy = await c.copyImage(repo, disk, null, {}, { kind: 'snapshot' });
+      await waitUsable(c, repo, copy);
+      await c.serveBackup(repo, disk, disk).catch(() => undefined);
+      await c.serveBackup(repo, disk, copy);
+      await c.stopBackupExport(repo, disk);
+      const idle = await c.serveBackup(repo, disk, null, { idleTimeoutSeconds: 1 });
+      await c.waitForOperation(idle.operationId);
+      const cancelled = await c.serveBackup(repo, disk);
+      await c.temporal.workflow.getHandle(cancelled.operationId).cancel();
+      await c.waitForOperation(cancelled.operationId).catch(() => undefined);
+    },
+  ],
   ['disconnect-ok', (c, { repo }) => c.disconnectStorageRepository(repo)],
 ];
 

@@ -7,6 +7,8 @@ export { createVirtualDisk } from './create-virtual-disk';
 export { createSnapshot } from './create-snapshot';
 export { copyImage } from './copy-image';
 export { removeImage } from './remove-image';
+export { resizeVirtualDisk } from './resize-virtual-disk';
+export { serveBackup } from './serve-backup';
 export { getImageStatus, listImages, listImagesPage } from './get-image-status';
 export { prepareImage, teardownImage } from './prepare-image';
 export { checkStorageRepository } from './check-storage-repository';

@@ -120,3 +120,18 @@ export function objectManagerRoute(repo: RepositoryRef): FixRoute {
   const runsOn = repo.needsSrm ? `the SRM of repository ${repo.repoUuid} (task queue ${taskQueue})` : `a host with repository ${repo.repoUuid} connected (task queue ${taskQueue})`;
   return { repo, taskQueue, runsOn, steps: onObjectManager(repo) };
 }
+
+/**
+ * A backup export, held by one step on the caller's host for as long as it is used: no end but
+ * the export's own (stopped, idle); heartbeats tell a dead host within seconds, and the retried
+ * step serves it again there. A host that is down fails the call quickly, as host steps do.
+ */
+export const forBackupExport = (hostId: string) =>
+  proxyActivities<Activities>({
+    taskQueue: hostTaskQueue(hostId),
+    scheduleToStartTimeout: `${HOST_ANSWER_SECONDS} seconds`,
+    startToCloseTimeout: '7 days',
+    heartbeatTimeout: '10 seconds',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 },
+  });

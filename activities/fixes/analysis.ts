@@ -100,6 +100,13 @@ export function analyse(scan: RepositoryScan, options: AnalysisOptions): Planned
       continue;
     }
 
+    // mend: a resize persisted whose top volume has not grown yet (live, on the host serving it)
+    if (image.resizing) {
+      const description = `grow virtual disk ${image.imageId} from ${image.resizing.from} to ${image.size} bytes, as its resize asked${image.served ? ` (live, on ${image.served.hostId})` : ''}`;
+      fixes.push({ plan: { type: 'mend', imageId: image.imageId, copyFrom: null, ...onHost(image), ...touches(image) }, type: 'mend', imageIds: [image.imageId], description, bytes: 0 });
+      continue;
+    }
+
     // mend: broken images
     if (image.pending?.step === 'live-snapshot') {
       const disk = byId.get(image.pending.diskId);

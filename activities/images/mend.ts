@@ -28,6 +28,7 @@ import {
 import { serveImage } from '../serving/serve';
 import { settleLive, settleLiveWithoutDaemon } from '../serving/settle';
 import { ProgressReporter } from './progress';
+import { mendResize } from './resize';
 import type { ImageRecord, PendingWork } from './records';
 
 export type MendOutcome = 'usable' | 'removed';
@@ -167,6 +168,8 @@ export function createMendActivities(deps: ActivityDeps) {
     const repo = connections.byUuid(input.repoUuid);
     const actor = { operationId: input.operationId, hostId };
     const served = await mendServed(repo, input.imageId, actor);
+    // A resize persisted on the disk: its top volume grows (live, where it is served here).
+    await mendResize(deps, repo, input.imageId, actor, operations);
     if (served) return served;
     const image = await claim(repo, input.imageId, actor);
     if (image === 'removed') return 'removed';

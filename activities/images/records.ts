@@ -179,6 +179,18 @@ export const ImageRecord = z.looseObject({
   changeTracking: ChangeTracking.nullable().default(null),
   /** An incremental copy: the base it was made on and how the differences were found. */
   incremental: z.object({ baseImageId: ImageId, method: IncrementalMethod }).nullable().default(null),
+  /**
+   * A resize persisted (the record's `size` is the new size already) whose top volume may not
+   * have grown yet: a fix grows it (`qemu-img resize`, or QMP `block_resize` on the daemon
+   * serving it) and clears this. `from` is the size before.
+   */
+  resizing: z.object({ from: VirtualSize, operationId: OperationId }).nullable().default(null),
+  /**
+   * Exported read-only over NBD for a backup tool to pull (serveBackup), by this operation on
+   * this host: while it runs, the image is one of the export's readers, and neither prepared for
+   * a VM nor removed.
+   */
+  backupExport: z.object({ operationId: OperationId, hostId: HostId, since: Time }).nullable().default(null),
   /** Removal mark: the image is gone for users; a clean fix reclaims its volumes. */
   removed: z.object({ at: Time, operationId: OperationId }).nullable(),
   operation: OperationClaim.nullable(),

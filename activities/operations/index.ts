@@ -5,11 +5,13 @@
  */
 import type { ActivityDeps } from '../deps';
 import { acceptFix } from './accept-fix';
+import { serveBackup } from './begin-backup-export';
 import { copyImage } from './copy-image';
 import { createSnapshot } from './create-snapshot';
 import { createVirtualDisk } from './create-virtual-disk';
 import type { Operation } from './operation';
 import { removeImage } from './remove-image';
+import { resizeDisk } from './resize-disk';
 
 export const OPERATIONS = {
   'create-virtual-disk': createVirtualDisk,
@@ -17,6 +19,8 @@ export const OPERATIONS = {
   'copy-image': copyImage,
   'mark-removed': removeImage,
   'accept-fix': acceptFix,
+  'resize-disk': resizeDisk,
+  'serve-backup': serveBackup,
 };
 
 type Registry = typeof OPERATIONS;

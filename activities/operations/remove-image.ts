@@ -23,9 +23,9 @@ export const removeImage: Operation<RemoveImageRequest, RemoveImageRequest, Remo
     return request;
   },
 
-  async persist(_deps, repo, { imageId, operationId }) {
+  async persist({ operations }, repo, { imageId, operationId }) {
     if ((await readImage(repo, imageId))?.removed?.operationId === operationId) return { interrupted: null };
-    const marked = await markRemoved(repo, imageId, operationId);
+    const marked = await markRemoved(repo, imageId, operationId, operations);
     failpoint('remove.marked');
     return marked;
   },

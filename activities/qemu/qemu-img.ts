@@ -114,3 +114,15 @@ export async function rebaseSafe(
   args.push(path);
   await run('qemu-img', args, { signal: options.signal, onStdout: progressParser(options.onProgress) });
 }
+
+/**
+ * Grows a volume to `size` bytes (virtual): a qcow2 header and L1 table, or a raw file's length
+ * (a raw block device must be that big already). `falloc` keeps a preallocated raw file so.
+ */
+export async function resize(path: string, format: VolumeFormat, size: number, options: { falloc?: boolean } & RunOptions = {}): Promise<void> {
+  const { falloc, ...runOptions } = options;
+  const args = ['resize', '-q', '-f', format];
+  if (falloc) args.push('--preallocation=falloc');
+  args.push(path, String(size));
+  await run('qemu-img', args, runOptions);
+}

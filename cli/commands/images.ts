@@ -26,6 +26,20 @@ export function diskCommand(): Command {
       (imageId) => say(imageId),
     ),
   );
+  withImageFlags(
+    disk
+      .command('resize <repoId> <diskId> <size>')
+      .description('grow a virtual disk to <size> (bytes, or 20G, ...); only grows. A disk served live as vhost-user-blk or fuse grows under its VM')
+      .allowUnknownOption(),
+  ).action(
+    withClient(
+      async (client, repoId: string, diskId: string, size: string, o: ImageFlags) => {
+        await client.resizeVirtualDisk(repoId, diskId, parseSize(size), callOptions(o));
+        return null;
+      },
+      (_r, _repoId, diskId, size) => say(`resized ${diskId} to ${size}`),
+    ),
+  );
   return disk;
 }
 
@@ -64,6 +78,29 @@ export function imageCommand(): Command {
       (newId) => say(newId),
     ),
   );
+
+  image
+    .command('serve-backup <repoId> <imageId>')
+    .description('expose a snapshot or a stopped disk read-only over NBD for a backup tool (nbdcopy, nbdinfo); prints its nbd+unix URI once clients may connect')
+    .option('--since <copyId>', 'export the dirty bitmap of the changes since this earlier copy of the image (nbdinfo --map=qemu:dirty-bitmap:NAME)')
+    .option('--idle-timeout <seconds>', 'end the export after this long unused (default 300)', (v) => Number(v))
+    .option('--request-id <id>', 'idempotency key: the same request twice has one effect')
+    .option('--stop', 'end the running export of the image instead')
+    .action(
+      withClient(
+        async (client, repoId: string, imageId: string, o: { since?: string; idleTimeout?: number; requestId?: string; stop?: boolean }) =>
+          o.stop
+            ? { stopped: await client.stopBackupExport(repoId, imageId) }
+            : client.serveBackup(repoId, imageId, o.since ?? null, {
+                ...(o.idleTimeout !== undefined ? { idleTimeoutSeconds: o.idleTimeout } : {}),
+                ...(o.requestId ? { requestId: o.requestId } : {}),
+              }),
+        (r, _repoId, imageId) =>
+          'stopped' in r
+            ? say(r.stopped.length ? `stopped ${r.stopped.join(', ')}` : `no backup export of ${imageId} runs`)
+            : say(`${r.address}${r.bitmap ? ` (changes: qemu:dirty-bitmap:${r.bitmap})` : ''} (operation ${r.operationId})`),
+      ),
+    );
 
   image
     .command('status <repoId> <imageId>')

@@ -65,6 +65,8 @@ const viaCli: Record<string, [input: string, code: Code, names: string]> = {
   createSnapshot: ['{"hostId":"hostile-host","targetRepoId":"hostile","baseVirtualDiskId":"../../etc/passwd"}', 'INVALID_ARGUMENT', 'input.baseVirtualDiskId'],
   copyImage: ['{"hostId":"hostile-host","targetRepoId":"hostile","imageId":"IMAGE","options":{"imageHints":{"__proto__":"hostile"}}}', 'INVALID_ARGUMENT', 'input.options.imageHints.__proto__'],
   removeImage: ['{"hostId":"hostile-host","repositoryId":"hostile","imageId":"IMAGE","options":{"constructor":{"prototype":1}}}', 'INVALID_ARGUMENT', 'input.options.constructor'],
+  resizeVirtualDisk: ['{"hostId":"hostile-host","repositoryId":"hostile","imageId":"IMAGE","newSize":-1048576}', 'INVALID_ARGUMENT', 'input.newSize'],
+  serveBackup: ['{"hostId":"hostile-host","repositoryId":"hostile","imageId":"IMAGE","since":"../../etc/passwd"}', 'INVALID_ARGUMENT', 'input.since'],
   getImageStatus: ['{"hostId":"hostile-host","repositoryId":"hostile","imageId":"IMAGE/../../x"}', 'INVALID_ARGUMENT', 'input.imageId'],
   listImages: ['{"hostId":"hostile-host","repositoryId":""}', 'INVALID_ARGUMENT', 'input.repositoryId'],
   listImagesPage: ['{"hostId":"hostile-host","repositoryId":"hostile","after":"../../../etc"}', 'INVALID_ARGUMENT', 'input.after'],

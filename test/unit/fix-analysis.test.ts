@@ -19,7 +19,7 @@ function image(volumeId: string, fields: Partial<ImageRecord> = {}): ImageRecord
   return {
     schema: 'diskflow.image/1', imageId: id(), kind: 'virtual-disk', size: MiB, userData: {}, strategy: 'space', volumeId,
     generation: 3, contentEpoch: 0, chainEpoch: 0, status: 'optimized', pending: null, optimizing: null, changeTracking: null,
-    incremental: null, removed: null, operation: null, readers: {}, prepared: {}, served: null, hostId: null, stage: null,
+    incremental: null, resizing: null, backupExport: null, removed: null, operation: null, readers: {}, prepared: {}, served: null, hostId: null, stage: null,
     percentComplete: 100, lastError: null, createdAt: T, createdBy: 'op', updatedAt: T, ...fields,
   };
 }

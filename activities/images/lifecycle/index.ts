@@ -29,3 +29,5 @@ export * from './removal';
 export * from './copy-jobs';
 export * from './volumes';
 export * from './served';
+export * from './resize';
+export * from './backup-export';

@@ -41,6 +41,8 @@ export function newImageRecord(n: NewImage): ImageRecord {
     status: n.pending ? 'broken' : (n.status ?? 'optimized'),
     pending: n.pending,
     optimizing: null,
+    resizing: null,
+    backupExport: null,
     changeTracking: null,
     incremental: null,
     removed: null,

@@ -6,6 +6,7 @@ import { updateImage } from '../image-store';
 import type { ImageRecord } from '../records';
 import { now, OperationRegistry, refuseBroken, refuseRemoved, refuseWhileBusy } from './rules';
 import { refuseOtherOpeners } from './served';
+import { refuseWhileExported } from './backup-export';
 
 /**
  * prepareImage's record half: the image is marked prepared on `hostId`. Refused for an image an
@@ -28,6 +29,8 @@ export async function prepareOnHost(
     // Served here already, as asked: the same answer again (the daemon is kept).
     if (serve && img.served?.hostId === hostId && !img.served.lost && hostId in img.prepared) return undefined;
     await refuseBroken(img, operations, 'preparing it for a VM');
+    await refuseWhileExported(img, operations, 'preparing it for a VM', 'IMAGE_BUSY');
+    if (img.resizing) throw new DiskflowError('IMAGE_BUSY', `image ${imageId} has a resize to ${img.size} bytes pending; it ends (or a mend completes it) before a VM gets the disk`);
     await refuseWhileBusy(img, null, operations, 'preparing it for a VM', img.kind === 'virtual-disk');
     await makeRoom(img);
     const writable = img.kind === 'virtual-disk';

@@ -3,19 +3,21 @@ import { DiskflowError } from '../../../api/errors';
 import type { Repository } from '../../repository/repository';
 import { readImage, updateImage } from '../image-store';
 import { now, OperationRegistry, refuseWhilePrepared } from './rules';
+import { refuseWhileExported } from './backup-export';
 
 /**
  * removeImage's persist step: the image is gone for users at once. Refused while prepared
- * (IMAGE_IN_USE). Returns the operation that held the claim, to be stopped.
+ * (IMAGE_IN_USE), and while a backup export reads it. Returns the operation that held the claim, to be stopped.
  */
-export async function markRemoved(repo: Repository, imageId: string, operationId: string): Promise<{ interrupted: string | null }> {
+export async function markRemoved(repo: Repository, imageId: string, operationId: string, operations?: OperationRegistry): Promise<{ interrupted: string | null }> {
   let interrupted: string | null = null;
-  await updateImage(repo, imageId, (img) => {
+  await updateImage(repo, imageId, async (img) => {
     if (img.removed) {
       if (img.removed.operationId === operationId) return undefined;
       throw new DiskflowError('IMAGE_NOT_FOUND', `image ${imageId} is not in the repository`);
     }
     refuseWhilePrepared(img, 'removing it');
+    if (operations) await refuseWhileExported(img, operations, 'removing it', 'IMAGE_IN_USE');
     interrupted = img.operation && img.operation.id !== operationId ? img.operation.id : null;
     return { ...img, removed: { at: now(), operationId }, operation: null };
   });
