@@ -37,7 +37,7 @@ import { ProgressReporter } from './progress';
 import { startTracking } from './change-tracking';
 import { runIncrementalCopy } from './incremental-job';
 import { runLiveFullCopy } from './live-copy-job';
-import { bandwidthOf, roomForData } from './copy-limits';
+import { bandwidthOf, rangeBytesForPace, roomForData } from './copy-limits';
 import type { ChangeTracking, CopyJob, VolumeRecord } from './records';
 import type { SourceFacts } from './source-facts';
 
@@ -71,8 +71,6 @@ export function newCopyJob(
 }
 
 const MiB = 2 ** 20;
-/** No range larger than this, whatever the pace: a crash never redoes more. */
-const MAX_RANGE_BYTES = 64 * 2 ** 30;
 /** How many times a copy starts over because its source changed before it gives up. */
 const MAX_RESTARTS = 3;
 /** Ranges smaller than this say more about process start-up than about the storage's pace. */
@@ -187,7 +185,7 @@ async function copyAsAttempt(
       }
       await progress.enter({ current: 1, total: 2 }, totalBytes ? (100 * current.doneBytes) / totalBytes : 0);
       const paceKey = `${current.source.repoUuid}>${repo.header.uuid}`;
-      const sizedByPace = (perSecond: number) => Math.floor(Math.min(MAX_RANGE_BYTES, Math.max(settings.copyChunkBytes, perSecond * settings.copyRangeSeconds)));
+      const sizedByPace = (perSecond: number) => rangeBytesForPace(perSecond, settings);
       let chunk = sizedByPace(paceBetween.get(paceKey) ?? 0);
       for (;;) {
         // The next range starts where the persisted resume point is, and is sized to the measured pace.
