@@ -14,7 +14,7 @@ import { SrmMetadataInput } from '../api/srm-metadata';
 import { HostId, ImageId, ImageKind, MAX_VIRTUAL_SIZE, OperationId, RepoId, RepoUuid, ServeMode, Size, Strategy, UserData, VolumeId } from '../api/values';
 import { FixPlanSchema, FixData, StrayName } from './fixes/fix-data';
 import type { Activities } from './index';
-import type { WorkflowLocalActivities } from './srm/apply-metadata';
+import type { WorkflowLocalActivities } from './workflow-local';
 
 const Repo = z.strictObject({ repoId: RepoId });
 const ImageOnHost = z.strictObject({ repoId: RepoId, imageId: ImageId });
@@ -148,6 +148,7 @@ export const ACTIVITY_INPUTS = {
   applyMetadataOnSrm: SrmMetadataInput,
   // Local activities of workflows
   checkMetadataCall: SrmMetadataInput,
+  resolveAndPersistHere: z.strictObject({ hostId: HostId, repoId: RepoId, request: PersistRequest }),
 } satisfies Record<keyof Activities | keyof WorkflowLocalActivities, z.ZodType>;
 
 type AllActivities = Activities & WorkflowLocalActivities;
