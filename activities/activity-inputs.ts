@@ -15,7 +15,7 @@ import { HostId, ImageId, ImageKind, MAX_VIRTUAL_SIZE, OperationId, RepoId, Repo
 import { MAX_IDLE_SECONDS } from '../api/options';
 import { FixPlanSchema, FixData, StrayName } from './fixes/fix-data';
 import type { Activities } from './index';
-import type { WorkflowLocalActivities } from './srm/apply-metadata';
+import type { WorkflowLocalActivities } from './workflow-local';
 
 const Repo = z.strictObject({ repoId: RepoId });
 const ImageOnHost = z.strictObject({ repoId: RepoId, imageId: ImageId });
@@ -155,6 +155,7 @@ export const ACTIVITY_INPUTS = {
   applyMetadataOnSrm: SrmMetadataInput,
   // Local activities of workflows
   checkMetadataCall: SrmMetadataInput,
+  resolveAndPersistHere: z.strictObject({ hostId: HostId, repoId: RepoId, request: PersistRequest }),
 } satisfies Record<keyof Activities | keyof WorkflowLocalActivities, z.ZodType>;
 
 type AllActivities = Activities & WorkflowLocalActivities;

@@ -43,7 +43,20 @@ export interface RunResult {
 /** Output a tool prints when the storage under it is full: reported as NO_SPACE, not retried. */
 const NO_SPACE = /No space left on device|ENOSPC|Insufficient free space/i;
 
+/** Child processes this process has run so far, `command subcommand` -> count and ms, for the benchmarks' breakdowns (bench/breakdown.ts). */
+export const processRuns = new Map<string, { count: number; ms: number }>();
+
 export function run(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const started = Date.now();
+  const tally = () => {
+    const key = `${command} ${args[0] ?? ''}`.trim();
+    const entry = processRuns.get(key) ?? { count: 0, ms: 0 };
+    processRuns.set(key, { count: entry.count + 1, ms: entry.ms + (Date.now() - started) });
+  };
+  return runUntallied(command, args, options).finally(tally);
+}
+
+function runUntallied(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     if (options.signal?.aborted) return reject(abortError(command, options.signal));
     const child = spawnTied(command, args, {

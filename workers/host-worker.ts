@@ -17,7 +17,7 @@ import type { Repository } from '../activities/repository/repository';
 import { DiskflowError } from '../api/errors';
 import { hostTaskQueue, repoTaskQueue, srmTaskQueue, WORKFLOW_TASK_QUEUE } from '../api/task-queues';
 import { leaseTiming } from '../activities/srm/delta-lease';
-import { createWorkflowLocalActivities } from '../activities/srm/apply-metadata';
+import { createWorkflowLocalActivities } from '../activities/workflow-local';
 import { createMetadataForwarder } from '../activities/srm/metadata-forwarder';
 import { SrmPollers, SrmRoles } from '../activities/srm/srm-roles';
 import { watchServed } from '../activities/serving/watch';

@@ -10,7 +10,7 @@
  * host running this workflow task before anything waits on the SRM queue, and again by the SRM.
  */
 import { patched, proxyLocalActivities } from '@temporalio/workflow';
-import type { WorkflowLocalActivities } from '../activities/srm/apply-metadata';
+import type { WorkflowLocalActivities } from '../activities/workflow-local';
 import { SrmMetadataInput } from '../api/srm-metadata';
 import { validate, withCodes } from './failures';
 import { onObjectManager } from './routing';

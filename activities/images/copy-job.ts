@@ -37,7 +37,7 @@ import { ProgressReporter } from './progress';
 import { startTracking } from './change-tracking';
 import { runIncrementalCopy } from './incremental-job';
 import { runLiveFullCopy } from './live-copy-job';
-import { bandwidthOf, roomForData } from './copy-limits';
+import { bandwidthOf, rangeBytesForPace, roomForData } from './copy-limits';
 import type { ChangeTracking, CopyJob, VolumeRecord } from './records';
 import type { SourceFacts } from './source-facts';
 
@@ -71,8 +71,6 @@ export function newCopyJob(
 }
 
 const MiB = 2 ** 20;
-/** No range larger than this, whatever the pace: a crash never redoes more. */
-const MAX_RANGE_BYTES = 64 * 2 ** 30;
 /** How many times a copy starts over because its source changed before it gives up. */
 const MAX_RESTARTS = 3;
 /** Ranges smaller than this say more about process start-up than about the storage's pace. */
@@ -162,7 +160,11 @@ async function copyAsAttempt(
       createdBy: image.createdBy,
     };
     const stored = (await repo.listVolumes()).some((v) => v.volumeId === current.volumeId);
+    // Whether this attempt made the target volume: then every byte of it is written by this
+    // attempt's qemu-img runs, each of which exited 0 (flushed), or the step failed.
+    let madeHere = false;
     if (current.copiedUpTo === 0 || !stored || !(await readVolume(repo, current.volumeId))) {
+      madeHere = true;
       await recordIllegalVolume(repo, volume);
       await repo.createVolume({ volumeId: volume.volumeId, format: volume.format, size: volume.size, parent: null, preallocate: current.preallocate }, signal);
       if (current.copiedUpTo > 0) {
@@ -187,7 +189,7 @@ async function copyAsAttempt(
       }
       await progress.enter({ current: 1, total: 2 }, totalBytes ? (100 * current.doneBytes) / totalBytes : 0);
       const paceKey = `${current.source.repoUuid}>${repo.header.uuid}`;
-      const sizedByPace = (perSecond: number) => Math.floor(Math.min(MAX_RANGE_BYTES, Math.max(settings.copyChunkBytes, perSecond * settings.copyRangeSeconds)));
+      const sizedByPace = (perSecond: number) => rangeBytesForPace(perSecond, settings);
       let chunk = sizedByPace(paceBetween.get(paceKey) ?? 0);
       for (;;) {
         // The next range starts where the persisted resume point is, and is sized to the measured pace.
@@ -218,8 +220,14 @@ async function copyAsAttempt(
       await progress.settled();
 
       // Stage 2: the volume made is sound, and the source did not move while it was read.
-      await progress.enter({ current: 2, total: 2 });
-      if (volume.format === 'qcow2') {
+      // qemu-img check guards against a qcow2 left inconsistent by a writer that died mid-way
+      // (a killed qemu-img, a host that lost power before a flush) when a later attempt resumed
+      // into it: leaked or doubly referenced clusters, a refcount table out of step. A volume
+      // made and written whole by this attempt has no such writer behind it, and the check
+      // cannot see what storage corrupts under qemu (no data checksums): it runs only where
+      // the copy resumed into a volume an earlier attempt wrote.
+      if (volume.format === 'qcow2' && !madeHere) {
+        await progress.enter({ current: 2, total: 2 });
         const check = await qemuImg.check(to.path, 'qcow2', { signal });
         if (check['check-errors'] || check.corruptions) {
           await updateJob((j) => ({ ...j, copiedUpTo: 0, doneBytes: 0 }));
@@ -238,6 +246,7 @@ async function copyAsAttempt(
   if (tracking && (await recordCopyOutcome(repo, imageId, { changeTracking: tracking })) === 'removed') return 'removed';
   failpoint('copy.before-legal');
   await markVolumeLegal(repo, current.volumeId);
-  await progress.enter({ current: 2, total: 2 }, 100);
+  // A pending copy's completion (completePendingWork) records its last stage at 100% in the same write.
+  if (field !== 'pending') await progress.enter({ current: 2, total: 2 }, 100);
   return 'done';
 }

@@ -1,5 +1,6 @@
 /** Typed access to image and volume records through the Repository interface. */
 import { z } from 'zod';
+import { canonicalJson } from '../../api/canonical-json';
 import { DiskflowError } from '../../api/errors';
 import { formatIssues } from '../../api/validation';
 import { RecordConflict } from '../repository/repository';
@@ -61,7 +62,9 @@ export async function updateImage(
       const current = await readImage(repo, imageId);
       if (!current) throw new DiskflowError('IMAGE_NOT_FOUND', `image ${imageId} is not in the repository`);
       const next = await change(structuredClone(current));
-      if (!next) return current;
+      // A change that changes nothing is not written: two fsyncs saved, and the generation a
+      // fix was checked at stays (nothing the fix saw moved).
+      if (!next || sameRecord(next, current)) return current;
       const written = { ...next, generation: current.generation + 1, updatedAt: new Date().toISOString() };
       try {
         await repo.writeRecord('image', imageId, written);
@@ -72,6 +75,9 @@ export async function updateImage(
     }
   });
 }
+
+const sameRecord = (a: ImageRecord, b: ImageRecord): boolean =>
+  canonicalJson({ ...a, generation: 0, updatedAt: '' }) === canonicalJson({ ...b, generation: 0, updatedAt: '' });
 
 /** Writers of one image are few (its operation, progress, the SRM's marks): more losses mean a bug. */
 const MAX_SWAPS = 20;

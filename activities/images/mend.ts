@@ -27,7 +27,6 @@ import {
 } from './lifecycle';
 import { serveImage } from '../serving/serve';
 import { settleLive, settleLiveWithoutDaemon } from '../serving/settle';
-import { ProgressReporter } from './progress';
 import { mendResize } from './resize';
 import type { ImageRecord, PendingWork } from './records';
 
@@ -175,8 +174,8 @@ export function createMendActivities(deps: ActivityDeps) {
     if (image === 'removed') return 'removed';
     const work = image.pending;
     if (work?.step === 'create-volume') {
-      const progress = new ProgressReporter(repo, input.imageId, hostId, 0, { current: 1, total: 1 });
-      await progress.enter({ current: 1, total: 1 }, -1);
+      // No progress write: the step is one qemu-img create (or an allocation), and its end
+      // (completePendingWork) is the one write that tells; a record write and a workflow task saved.
       await createVolume(repo, image, work, input.operationId, operations);
     } else if (work?.step === 'copy' && (await runCopyJob(deps, repo, input.imageId, 'pending', input.operationId)) === 'removed') {
       return 'removed';

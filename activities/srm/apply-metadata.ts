@@ -48,11 +48,10 @@ export function createSrmMetadataActivities(deps: ActivityDeps) {
  * host of a cluster has the key), before the change is scheduled on the SRM queue: a change
  * that did not come from diskflow fails at once instead of waiting there for an SRM.
  */
-export function createWorkflowLocalActivities(deps: ActivityDeps) {
+export function createMetadataCheckActivities(deps: ActivityDeps) {
   return {
     async checkMetadataCall(input: SrmMetadataInput): Promise<void> {
       await checkFromDiskflow(deps, input);
     },
   };
 }
-export type WorkflowLocalActivities = ReturnType<typeof createWorkflowLocalActivities>;

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { bandwidthOf, MAX_RANGE_BYTES, rangeBytesForPace } from '../../activities/images/copy-limits';
+import type { CopyJob } from '../../activities/images/records';
 import { planRanges } from '../../activities/qemu/convert';
 
 const MiB = 2 ** 20;
@@ -45,5 +47,45 @@ describe('planning a resumable copy', () => {
 
   it('an image with no data needs no range at all', () => {
     expect(planRanges([], 2 ** 40, 2 ** 30)).toEqual([]);
+  });
+});
+
+describe('sizing a copy range from the measured pace', () => {
+  const defaults = { copyChunkBytes: 2 ** 30, copyRangeSeconds: 10 };
+
+  it('a fractional pace gives a whole number of MiBs (qemu-img refuses a fractional slice size)', () => {
+    // The pace of the stuck copy of issue 16: ten seconds of it is size=1356933936.560091.
+    const bytes = rangeBytesForPace(1356933936.560091 / 10, { copyChunkBytes: 64 * MiB, copyRangeSeconds: 10 });
+    expect(Number.isInteger(bytes)).toBe(true);
+    expect(bytes % MiB).toBe(0);
+    expect(bytes).toBe(1294 * MiB);
+  });
+
+  it('at default settings, any pace above ~107 MB/s gives whole MiBs too', () => {
+    for (const pace of [107.4e6 + 0.3, 123456789.123, 2.5e9 / 3, 1e9 / 7]) {
+      const bytes = rangeBytesForPace(pace, defaults);
+      expect(bytes % MiB, `pace ${pace}`).toBe(0);
+      expect(bytes).toBeGreaterThanOrEqual(defaults.copyChunkBytes);
+      // and so is every range planned from it, whole bytes to qemu-img
+      for (const range of planRanges([{ start: 0, length: 40 * 2 ** 30 }], 40 * 2 ** 30, bytes)) {
+        expect((range.end - range.start) % MiB).toBe(0);
+        expect(range.start % MiB).toBe(0);
+      }
+    }
+  });
+
+  it('stays within the chunk floor and the range ceiling, and a pace not yet measured gives the chunk', () => {
+    expect(rangeBytesForPace(0, defaults)).toBe(2 ** 30);
+    expect(rangeBytesForPace(Number.NaN, defaults)).toBe(2 ** 30);
+    expect(rangeBytesForPace(1e15, defaults)).toBe(MAX_RANGE_BYTES);
+    expect(rangeBytesForPace(0, { copyChunkBytes: 1.5 * MiB + 3, copyRangeSeconds: 10 })).toBe(MiB);
+    expect(rangeBytesForPace(0, { copyChunkBytes: 100, copyRangeSeconds: 10 })).toBe(MiB);
+  });
+
+  it('a fractional rate limit (DISKFLOW_COPY_RATE_LIMIT=1.3M) reaches qemu-img as whole bytes per second', () => {
+    const job = { bandwidth: null } as unknown as CopyJob;
+    expect(bandwidthOf(job, { copyRateLimit: 1.3 * MiB })).toBe(1363148);
+    expect(bandwidthOf(job, { copyRateLimit: null })).toBeUndefined();
+    expect(bandwidthOf({ bandwidth: 5000 } as unknown as CopyJob, { copyRateLimit: 1.3 * MiB })).toBe(5000);
   });
 });
