@@ -41,6 +41,8 @@ export interface OperationControl {
    * where the step was sent when not the repository's queue, for the `waitingFor` of progress.
    */
   fix<T>(repo: RepositoryRef, imageId: string, step: () => Promise<T>, taskQueue?: string): Promise<T>;
+  /** Runs a step that changes no image's state (an export), cancellable, with its progress in the query. */
+  run<T>(step: () => Promise<T>): Promise<T>;
   /** Marks the operation done, for the progress query. */
   done(): void;
 }
@@ -103,6 +105,15 @@ export function operationControl(): OperationControl {
           running = undefined;
           runsOn = null;
         }
+      }
+    },
+    async run(step) {
+      state = 'fixing';
+      started = true;
+      try {
+        return await step();
+      } catch (error) {
+        throw codedFailure(error);
       }
     },
     done() {

@@ -11,6 +11,7 @@ import type { ActivityDeps, ImageStep } from '../deps';
 import type { Repository } from '../repository/repository';
 import { failpoint } from '../failpoints';
 import { runCopyJob } from './copy-job';
+import { runImportJob } from '../imports/import-job';
 import { listImageRecords, readChain, readImage, readVolume } from './image-store';
 import {
   Actor,
@@ -173,6 +174,8 @@ export function createMendActivities(deps: ActivityDeps) {
       await progress.enter({ current: 1, total: 1 }, -1);
       await createVolume(repo, image, work, input.operationId, operations);
     } else if (work?.step === 'copy' && (await runCopyJob(deps, repo, input.imageId, 'pending', input.operationId)) === 'removed') {
+      return 'removed';
+    } else if (work?.step === 'import' && (await runImportJob(deps, repo, input.imageId)) === 'removed') {
       return 'removed';
     }
     const after = await completePendingWork(repo, input.imageId, actor, work);

@@ -8,6 +8,7 @@ import { acceptFix } from './accept-fix';
 import { copyImage } from './copy-image';
 import { createSnapshot } from './create-snapshot';
 import { createVirtualDisk } from './create-virtual-disk';
+import { importImage } from './import-image';
 import type { Operation } from './operation';
 import { removeImage } from './remove-image';
 
@@ -15,6 +16,7 @@ export const OPERATIONS = {
   'create-virtual-disk': createVirtualDisk,
   'create-snapshot': createSnapshot,
   'copy-image': copyImage,
+  'import-image': importImage,
   'mark-removed': removeImage,
   'accept-fix': acceptFix,
 };

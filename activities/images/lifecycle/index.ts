@@ -27,5 +27,6 @@ export * from './prepared';
 export * from './chains';
 export * from './removal';
 export * from './copy-jobs';
+export * from './imports';
 export * from './volumes';
 export * from './served';
