@@ -129,6 +129,8 @@ export async function copyRange(source: Source, target: Endpoint, range: CopyRan
   if ('directIo' in source && source.directIo) args.push('-T', 'none');
   if (target.directIo) args.push('-t', 'none');
   if (options.rateLimit) args.push('-r', String(options.rateLimit));
-  args.push('--image-opts', await sliceSpec(source, range), '--target-image-opts', await sliceSpec(target, range));
+  // A blockdev source is a json: filename (--image-opts takes key=value options only).
+  if (!('spec' in source)) args.push('--image-opts');
+  args.push(await sliceSpec(source, range), '--target-image-opts', await sliceSpec(target, range));
   await run('qemu-img', args, { signal: options.signal, onStdout: progressParser(options.onProgress) });
 }
