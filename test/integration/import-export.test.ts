@@ -16,6 +16,8 @@ import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
 import { FileServer, serveFiles } from '../harness/http-files';
 import { localRepository, removeTempDirs, snapshotTree, tempDir } from '../harness/repositories';
 import { eventually } from '../harness/wait';
+import { imageRecord } from '../harness/records';
+import { diskflow } from '../harness/cli';
 
 const MiB = 2 ** 20;
 const SIZE = 32 * MiB;
@@ -80,12 +82,44 @@ describe('import', () => {
     }
   }, 90_000);
 
+  it('`diskflow image import in <file>` and `... <http url>` print the new id once the data is in, with a progress bar', async () => {
+    for (const location of [source, server.url('some.vmdk')]) {
+      const result = await diskflow(['image', 'import', 'in', location], { DISKFLOW_HOST_ID: 'porter' });
+      expect(result.code, result.stderr).toBe(0);
+      const id = result.stdout.trim();
+      expect(await client.getImageStatus('in', id)).toMatchObject({ status: 'optimized', lastError: null });
+      expect(await equalTo('in', id, location === source ? source : join(files, 'some.vmdk'), location === source ? 'qcow2' : 'vmdk')).toBe(true);
+    }
+    const measured = await diskflow(['image', 'measure', 'in', source], { DISKFLOW_HOST_ID: 'porter' });
+    expect(measured.stdout).toMatch(/qcow2 -> qcow2: needs .* fits/);
+  }, 90_000);
+
   it('a worker killed mid-import resumes from its persisted progress and ends equal', async () => {
     await host.restart({ DISKFLOW_COPY_RATE_LIMIT: '4M' });
     const id = await client.importImage('in', server.url('some.qcow2'));
-    await eventually(() => client.getImageStatus('in', id), (s) => s.percentComplete > 0 && s.percentComplete < 100, 30_000);
+    const progressOf = () => {
+      const pending = imageRecord(repoPath, id).pending;
+      return pending?.step === 'import' ? pending.job.copiedUpTo : null;
+    };
+    // Killed once a few ranges are persisted, well before the end (10 MiB of data at 4 MiB/s).
+    await eventually(async () => progressOf(), (at) => at !== null && at >= 2 * MiB, 30_000);
     await host.stop('SIGKILL');
-    await host.restart({ DISKFLOW_COPY_RATE_LIMIT: '' });
+    const killedAt = progressOf()!;
+    expect(killedAt).toBeGreaterThan(0);
+    expect(killedAt).toBeLessThan(SIZE);
+    await host.restart({ DISKFLOW_COPY_RATE_LIMIT: '1M' });
+    // Resumed, not started over: the persisted resume point never goes back.
+    const seen: number[] = [];
+    await eventually(
+      async () => {
+        const at = progressOf();
+        if (at !== null) seen.push(at);
+        return at;
+      },
+      (at) => at === null,
+      120_000,
+    );
+    expect(Math.min(...seen)).toBeGreaterThanOrEqual(killedAt);
     expect(await settled('in', id, 120_000)).toMatchObject({ status: 'optimized', lastError: null });
     expect(await equalTo('in', id, source, 'qcow2')).toBe(true);
   }, 180_000);
