@@ -15,7 +15,6 @@
  * mend is listed for it whose description says so, which only checks it again: diskflow cannot
  * know what the volume should hold.
  */
-import { roomForData } from '../images/copy-limits';
 import type { ImageRecord } from '../images/records';
 import type { PlannedFix } from './plans';
 import { chainIn, neededBy, RepositoryScan, usersOfVolumes } from './scan';
@@ -46,10 +45,11 @@ export function analyse(scan: RepositoryScan, options: AnalysisOptions): Planned
   const roomIssue = (image: ImageRecord, job: { format: 'raw' | 'qcow2'; volumeId: string; doneBytes: number }, left: number): string | null => {
     if (options.freeBytes === undefined || !/NO_SPACE|No space left|does not fit|needs \d+ bytes/.test(image.lastError ?? '')) return null;
     const held = scan.stored.get(job.volumeId)?.allocatedBytes ?? 0;
-    const needed = job.format === 'raw' ? image.size : roomForData(job.doneBytes + left, image.size);
+    // A lower bound (its data alone; the mend measures exactly before it writes): said only when even that cannot fit.
+    const needed = job.format === 'raw' ? image.size : job.doneBytes + left;
     if (needed <= options.freeBytes + held) return null;
     return (
-      `image ${image.imageId} cannot be mended now: its data needs ${needed} bytes and the repository has ${options.freeBytes} free${held ? ` (${held} more are held by its partial volume)` : ''}; ` +
+      `image ${image.imageId} cannot be mended now: its data needs at least ${needed} bytes and the repository has ${options.freeBytes} free${held ? ` (${held} more are held by its partial volume)` : ''}; ` +
       `${held ? 'running this fix gives its partial volume back and stops with NO_SPACE; ' : ''}free space (remove images, then clean) or remove the image`
     );
   };

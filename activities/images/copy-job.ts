@@ -39,7 +39,7 @@ import { startTracking } from './change-tracking';
 import { runIncrementalCopy } from './incremental-job';
 import { runLiveFullCopy } from './live-copy-job';
 import { bandwidthOf, roomForData } from './copy-limits';
-import { requireRoom } from '../imports/measure';
+import { measureChain, requireRoom } from '../imports/measure';
 import type { ChangeTracking, CopyJob, VolumeRecord } from './records';
 import type { SourceFacts } from './source-facts';
 
@@ -88,17 +88,9 @@ const PACE_SAMPLE_BYTES = 256 * MiB;
  */
 const paceBetween = new Map<string, number>();
 
-/** What the copy's new volume needs: the source chain's data (qemu-img map) with qcow2 metadata, or all of it (raw). */
-async function roomForCopy(sourceRepo: Repository, volumeId: string, job: CopyJob, size: number, targetIsZero: boolean, signal: AbortSignal): Promise<number> {
-  if (job.format === 'raw' || !targetIsZero) return size;
-  const chain = await readChain(sourceRepo, volumeId);
-  try {
-    const from: Endpoint = { path: await activateChain(sourceRepo, chain), format: chain[0].format, directIo: sourceRepo.directIo };
-    const data = planRanges(await dataExtents(from, signal), size, Number.MAX_SAFE_INTEGER).reduce((sum, r) => sum + r.dataBytes, 0);
-    return roomForData(data, size);
-  } finally {
-    for (const v of chain) await sourceRepo.deactivate(v.volumeId).catch(() => undefined);
-  }
+/** What the copy's new volume needs (qemu-img measure of the source chain, as the copy's call measured it). */
+async function roomForCopy(sourceRepo: Repository, volumeId: string, job: CopyJob, size: number, signal: AbortSignal): Promise<number> {
+  return (await measureChain(sourceRepo, volumeId, job.format, size, job.preallocate, signal)).requiredBytes;
 }
 
 /** Activates a volume's chain, base first, and returns the path of its top. */
@@ -179,7 +171,7 @@ async function copyAsAttempt(
     const stored = (await repo.listVolumes()).some((v) => v.volumeId === current.volumeId);
     if (current.copiedUpTo === 0 || !stored || !(await readVolume(repo, current.volumeId))) {
       // Nothing is made that measurement says cannot fit (a mend of a copy that ran out of room waits for room).
-      if (!stored) await requireRoom(repo, await roomForCopy(sourceRepo, source.volumeId, current, image.size, repo.readsAsZero(current.format), signal), `the copy into image ${imageId}`);
+      if (!stored) await requireRoom(repo, await roomForCopy(sourceRepo, source.volumeId, current, image.size, signal), `the copy into image ${imageId}`);
       await recordIllegalVolume(repo, volume);
       await repo.createVolume({ volumeId: volume.volumeId, format: volume.format, size: volume.size, parent: null, preallocate: current.preallocate }, signal);
       if (current.copiedUpTo > 0) {
@@ -227,11 +219,12 @@ async function copyAsAttempt(
           });
         } catch (error) {
           // A volume the storage cannot hold is given back at once; the copy starts from zero once there is room.
+          // The space first (a record write may need some): a job left ahead of a missing volume starts over anyway.
           if (error instanceof DiskflowError && error.code === 'NO_SPACE') {
-            await updateJob((j) => ({ ...j, copiedUpTo: 0, doneBytes: 0 }));
             await repo.deactivate(volume.volumeId).catch(() => undefined);
             await repo.removeVolume(volume.volumeId).catch(() => undefined);
             await forgetVolume(repo, volume.volumeId).catch(() => undefined);
+            await updateJob((j) => ({ ...j, copiedUpTo: 0, doneBytes: 0 })).catch(() => undefined);
           }
           throw error;
         }

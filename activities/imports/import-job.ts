@@ -158,7 +158,9 @@ class Removed extends Error {}
 
 /** A volume the storage could not hold is given back at once: the job starts from zero when there is room. */
 async function freePartial(repo: Repository, volumeId: string, update: (change: (j: ImportJob) => ImportJob) => Promise<void>): Promise<void> {
-  await update((j) => ({ ...j, copiedUpTo: 0, doneBytes: 0 }));
+  // The space first (a record write may need some): a job left ahead of a missing volume starts over anyway.
+  await repo.deactivate(volumeId).catch(() => undefined);
   await repo.removeVolume(volumeId).catch(() => undefined);
   await forgetVolume(repo, volumeId).catch(() => undefined);
+  await update((j) => ({ ...j, copiedUpTo: 0, doneBytes: 0 })).catch(() => undefined);
 }

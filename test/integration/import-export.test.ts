@@ -16,7 +16,8 @@ import { clientFor, startHost, stopAllHosts, TestHost } from '../harness/hosts';
 import { FileServer, serveFiles } from '../harness/http-files';
 import { localRepository, removeTempDirs, snapshotTree, tempDir } from '../harness/repositories';
 import { eventually } from '../harness/wait';
-import { imageRecord } from '../harness/records';
+import { imageRecord, volumeFiles } from '../harness/records';
+import { writeImage } from '../harness/content';
 import { diskflow } from '../harness/cli';
 
 const MiB = 2 ** 20;
@@ -60,6 +61,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  if (process.env.IE_LOGS) (await import('node:fs')).writeFileSync(process.env.IE_LOGS, host.logs.map((l) => JSON.stringify(l)).join('\n'));
   await server?.close();
   await client?.close();
   await stopAllHosts();
@@ -201,4 +203,52 @@ describe('room', () => {
     // As qcow2 the same sparse data fits.
     expect(await client.measureImage('in', { location: sparse })).toMatchObject({ fits: true, targetFormat: 'qcow2', sourceFormat: 'raw' });
   }, 60_000);
+
+  it('a copy that runs out of room gives its partial volume back; check says why it cannot be mended, and it mends once there is room', async () => {
+    const small = tempDir('small');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=40M,mode=0700', 'tmpfs', small]);
+    try {
+      const smallRepo = join(small, 'repo');
+      execFileSync('mkdir', [smallRepo]);
+      await client.initStorageRepository('localfs-1.0', { path: smallRepo });
+      await client.connectStorageRepository('small', 'localfs-1.0', { path: smallRepo });
+      const disk = await client.createVirtualDisk('in', SIZE);
+      await settled('in', disk);
+      await writeImage(client, 'in', disk, { pattern: 0x5a, offset: 0, length: 24 * MiB });
+      await host.restart({ DISKFLOW_COPY_RATE_LIMIT: '4M' });
+      const copy = await client.copyImage('small', disk);
+      await eventually(
+        async () => imageRecord(smallRepo, copy).pending,
+        (p) => p?.step === 'copy' && p.job.copiedUpTo > 0,
+        30_000,
+      );
+      // Someone else takes the rest of the file system while the copy runs.
+      const filler = join(small, 'filler');
+      execFileSync('sh', ['-c', `dd if=/dev/zero of=${filler} bs=1M 2>/dev/null || true`]);
+      const stopped = await settled('small', copy);
+      expect(stopped.status).toBe('broken');
+      expect(stopped.lastError).toMatch(/NO_SPACE|No space/);
+      expect(volumeFiles(smallRepo)).toEqual([]);
+      const [mend] = (await client.checkStorageRepository('small')).filter((f) => f.type === 'mend' && f.imageIds.includes(copy));
+      expect(mend.description).toMatch(/cannot be mended now: its data needs at least \d+ bytes and the repository has \d+ free/);
+      // Its mend does not start a copy that cannot fit: NO_SPACE, nothing written.
+      await expect(client.fixStorageRepository('small', mend).then((r) => client.waitForOperation(r.operationId))).rejects.toMatchObject({ code: 'NO_SPACE' });
+      expect(volumeFiles(smallRepo)).toEqual([]);
+      execFileSync('rm', ['-f', filler]);
+      await host.restart({ DISKFLOW_COPY_RATE_LIMIT: '' });
+      const [again] = (await client.checkStorageRepository('small')).filter((f) => f.type === 'mend' && f.imageIds.includes(copy));
+      expect(again.description).toMatch(/complete the copy/);
+      await client.waitForOperation((await client.fixStorageRepository('small', again)).operationId);
+      expect(await client.getImageStatus('small', copy)).toMatchObject({ status: 'optimized', lastError: null });
+      const prepared = await client.prepareImage('in', disk);
+      try {
+        expect(await equalTo('small', copy, prepared.path, prepared.format)).toBe(true);
+      } finally {
+        await client.teardownImage('in', disk);
+      }
+      await client.disconnectStorageRepository('small');
+    } finally {
+      execFileSync('umount', ['-l', small]);
+    }
+  }, 180_000);
 });
