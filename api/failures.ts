@@ -1,8 +1,10 @@
 /**
- * The one place where DiskflowErrors become Temporal failures and back. Activities throw
+ * The one place where coded Temporal failures are built and read back. Activities throw
  * DiskflowError; an activity interceptor turns it into an ApplicationFailure whose `type` is the
- * code; workflows rethrow that failure unchanged, and the client turns it back into a
- * DiskflowError. Engines in other languages read the same code from the failure type.
+ * code (toApplicationFailure); workflows fail with a coded failure Temporal does not retry
+ * (finalFailure, through workflows/failures.ts), and the client turns either back into a
+ * DiskflowError (toDiskflowError). Engines in other languages read the same code from the
+ * failure type.
  */
 import {
   ActivityFailure,
@@ -19,6 +21,11 @@ export function toApplicationFailure(error: DiskflowError): ApplicationFailure {
     message: error.message,
     nonRetryable: !error.retryable,
   });
+}
+
+/** A coded failure Temporal does not retry: how a workflow, or a step that must not be retried, fails. */
+export function finalFailure(code: ErrorCode, message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: code, message, nonRetryable: true });
 }
 
 /** The innermost ApplicationFailure that carries a diskflow code, if any. */

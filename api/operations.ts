@@ -169,10 +169,10 @@ export const CALL_DESCRIPTIONS = {
     'Never IMAGE_IN_USE (a snapshot is never written, so disks are made on it while it is prepared). A base snapshot whose copy into the target repository is still running is waited for, not refused.',
   createSnapshot:
     'Freezes the disk\'s current content as a new snapshot (usable at once) and moves the disk onto an overlay of it; answers the snapshot\'s id once durable. ' +
-    'IMAGE_IN_USE while the disk is prepared for a VM on any host (the message names the hosts). IMAGE_BUSY while another operation works on the disk or a copy is reading it (named), or the disk has work pending.',
+    'IMAGE_IN_USE while the disk is prepared for a VM on any host (the message names the hosts), unless it is served (prepareImage with serve): then the snapshot is taken live in the daemon the VM writes through. IMAGE_BUSY while another operation works on the disk or a copy is reading it (named), or the disk has work pending.',
   copyImage:
     'Persists a copy of imageId in targetRepoId (only what differs from baseImageId, a snapshot there, when given) and answers its id once durable; the data moves by a fix. A copy is always of one instant of its source. ' +
-    'IMAGE_IN_USE while the source is a virtual disk prepared for a VM (named hosts). IMAGE_BUSY while another operation works on the source disk (named), or the source or base is not complete yet.',
+    'IMAGE_IN_USE while the source is a virtual disk prepared for a VM (named hosts), unless it is served (prepareImage with serve): then the copy is a live backup of one instant, in the daemon serving it. options.bandwidth caps the bytes per second it moves. IMAGE_BUSY while another operation works on the source disk (named), or the source or base is not complete yet.',
   importImage:
     'Probes source (a file on hostId, or an http(s) URL answering byte ranges) without following any backing or data file named inside it (INVALID_ARGUMENT for a source that names one), measures the room its data needs in targetRepoId (NO_SPACE before anything is written), persists the new image, broken, and answers its id once durable; the data moves by a fix on hostId, resumably. With options.sha256 the source is verified before the image becomes usable.',
   exportImage:
@@ -185,14 +185,14 @@ export const CALL_DESCRIPTIONS = {
   listImages: 'Every image of the repository that is not removed, oldest first.',
   listImagesPage: 'The images after `after` (oldest first) that fit in one answer, and where the next page starts.',
   prepareImage:
-    'Makes the image usable by a VM on hostId and answers how to open it (a snapshot read-only: readOnly true). Preparing a virtual disk lets a writer at it, so its content epoch moves in the same step: no copy that overlapped it can complete. ' +
+    'Makes the image usable by a VM on hostId and answers how to open it (a snapshot read-only: readOnly true): the top volume\'s path, or with options.serve (nbd, vhost-user-blk, fuse) the URI, socket or file of a qemu-storage-daemon that serves the chain and outlives the worker, through which snapshot, copy, merge and optimize then run live. Preparing a virtual disk lets a writer at it, so its content epoch moves in the same step: no copy that overlapped it can complete. ' +
     'IMAGE_BUSY while an operation is changing the image or a copy is reading it, or it is not complete yet (the message names the operation: cancel it or wait). Never IMAGE_IN_USE: an image may be prepared on several hosts.',
   teardownImage:
     'The VM on hostId no longer uses the image. options.fencedHostId releases instead the mark of a host the engine knows is fenced (dead, powered off, cut from the storage), from any host: nothing releases a host\'s marks implicitly.',
   checkStorageRepository: 'Scans the repository and answers the fixes it needs (clean, optimize, merge, mend), the most urgent first; fixes of images prepared for a VM are listed and refused until teardown.',
   fixStorageRepository:
-    'Accepts a fix from checkStorageRepository (FIX_INVALID if altered, forged or stale) and answers its operation id; the fix then runs. ' +
-    'IMAGE_IN_USE for an optimize or merge of an image prepared for a VM (named hosts). IMAGE_BUSY while another operation works on the image (named).',
+    'Accepts a fix from checkStorageRepository (FIX_INVALID if altered, forged or stale, or if it already ran to completion: check again) and answers its operation id; the fix then runs; the same fix asked again while it runs answers the same operation id. ' +
+    'IMAGE_IN_USE for an optimize or merge of an image prepared for a VM (named hosts), unless it is served: then it runs live in the daemon serving it. options.bandwidth caps the bytes per second a fix moves. IMAGE_BUSY while another operation works on the image (named).',
 } as const;
 
 /**

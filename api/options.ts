@@ -15,10 +15,17 @@ export const CreateVirtualDiskOptions = z.strictObject({
 });
 export type CreateVirtualDiskOptions = z.infer<typeof CreateVirtualDiskOptions>;
 
+/**
+ * createSnapshot has no choice to make and nothing to look up: the disk is in targetRepoId and
+ * moves onto a thin qcow2 overlay of the snapshot (an optimize fix flattens it later). So
+ * `strategy` other than 'space' is refused, and lookup options are unknown keys (refused).
+ * 'space' stays accepted: clients fill it in, and recorded operations carry it.
+ */
 export const CreateSnapshotOptions = z.strictObject({
   autoFix: z.boolean().default(true),
-  strategy: Strategy.default('space'),
-  ...lookup,
+  strategy: z
+    .literal('space', { error: "createSnapshot has no strategy to choose: the disk always moves onto a thin qcow2 overlay of the snapshot (an optimize fix flattens it)" })
+    .default('space'),
   requestId: RequestId.optional(),
 });
 export type CreateSnapshotOptions = z.infer<typeof CreateSnapshotOptions>;

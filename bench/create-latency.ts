@@ -12,7 +12,7 @@ import { WithStartWorkflowOperation } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { describeMachine, percentile } from './machine';
 import { arg } from './measure';
-import { withOneHost } from '../workers/one-host';
+import { withOneHost } from './one-host';
 
 async function timed(call: () => Promise<unknown>): Promise<number> {
   const start = process.hrtime.bigint();

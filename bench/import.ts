@@ -14,7 +14,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { sourceBlockdev } from '../activities/imports/source';
 import { serveFiles } from '../test/harness/http-files';
-import { withOneHost } from '../workers/one-host';
+import { withOneHost } from './one-host';
 import { describeMachine, describeStorage } from './machine';
 import { arg, median, seconds } from './measure';
 

@@ -13,7 +13,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeMachine, describeStorage } from './machine';
 import { arg, median, seconds } from './measure';
-import { withOneHost } from '../workers/one-host';
+import { withOneHost } from './one-host';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;

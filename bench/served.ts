@@ -14,7 +14,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { describeMachine, describeStorage } from './machine';
 import { arg, median, seconds } from './measure';
-import { withOneHost } from '../workers/one-host';
+import { withOneHost } from './one-host';
 
 const GiB = 2 ** 30;
 const REQUEST = 64 * 1024;

@@ -13,7 +13,7 @@ import { msToTs } from '@temporalio/common/lib/time';
 import { google, temporal } from '@temporalio/proto';
 import { SEARCH_ATTRIBUTES } from '../api/search-attributes';
 import { WORKFLOW_TASK_QUEUE } from '../api/task-queues';
-import type { TemporalSettings } from './config';
+import type { TemporalSettings } from '../config/environment';
 
 const { IndexedValueType } = temporal.api.enums.v1;
 const { TaskQueueType } = temporal.api.enums.v1;

@@ -48,7 +48,7 @@ import type { ServeMode } from '../api/values';
 import { WORKFLOW_TASK_QUEUE } from '../api/task-queues';
 import { parseInput } from '../api/validation';
 import { RepoId } from '../api/values';
-import { defaultHostId, stallAfterMs, temporalSettings } from './config';
+import { defaultHostId, stallAfterMs, temporalSettings } from '../config/environment';
 import { findStalledOperations, StalledOperation } from './stalled-operations';
 import { OperationProgress, PROGRESS_QUERY } from '../api/progress';
 
@@ -219,8 +219,12 @@ export class StorageClient {
   async fixStorageRepository(repositoryId: string, fix: Fix, options: Json = {}): Promise<{ operationId: string }> {
     const input = this.check(FixStorageRepositoryInput, { hostId: this.hostId, repositoryId, fix, options });
     const key = createHash('sha256').update(`${this.hostId}\0${repositoryId}\0${input.fix.data}`).digest('hex').slice(0, 40);
-    // A fix that failed (its source repository was not connected, say) may be run again.
-    return this.operate('fixStorageRepository', input, key, 'ALLOW_DUPLICATE_FAILED_ONLY');
+    // A fix that failed (its source repository was not connected, say) may be run again; one
+    // still running is joined; one that completed changed the images it names, so its data is
+    // stale: FIX_INVALID (not the old success), and a new check offers what is left to do.
+    return this.operate('fixStorageRepository', input, key, 'ALLOW_DUPLICATE_FAILED_ONLY', (operationId) => {
+      throw new DiskflowError('FIX_INVALID', `this fix already ran (operation ${operationId}) and the images it names have changed since: check the repository again for what is left to do`);
+    });
   }
 
   /**
@@ -320,6 +324,8 @@ export class StorageClient {
     input: unknown,
     requestId: string | undefined,
     workflowIdReusePolicy: 'REJECT_DUPLICATE' | 'ALLOW_DUPLICATE_FAILED_ONLY' = 'REJECT_DUPLICATE',
+    /** The request ran to completion before: what to answer instead of its old result. */
+    completedBefore?: (workflowId: string) => never,
   ): Promise<z.output<(typeof WORKFLOW_CONTRACTS)[W]['output']>> {
     const workflowId = `${type}:${requestId ?? randomUUID()}`;
     const fingerprint = createHash('sha256').update(requestIdentity(type, input) ?? '').digest('hex');
@@ -338,10 +344,12 @@ export class StorageClient {
       if (requestId && error instanceof WorkflowExecutionAlreadyStartedError) {
         try {
           const handle = this.temporal.workflow.getHandle(workflowId);
-          const memo = (await handle.describe()).memo?.[REQUEST_MEMO];
+          const described = await handle.describe();
+          const memo = described.memo?.[REQUEST_MEMO];
           if (memo !== undefined && memo !== fingerprint) {
             throw new DiskflowError('INVALID_ARGUMENT', `operation ${workflowId} was started with other arguments: a requestId names one request; use another requestId for another request`);
           }
+          if (completedBefore && described.status.name === 'COMPLETED') completedBefore(workflowId);
           return await handle.result();
         } catch (resultError) {
           throw this.failure(resultError);

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { StorageClient } from '../client/storage-client';
-import { withOneHost } from '../workers/one-host';
+import { withOneHost } from '../bench/one-host';
 import { PROJECT_ROOT } from '../workers/project-root';
 
 const HISTORIES = join(PROJECT_ROOT, 'test', 'histories');

@@ -21,7 +21,7 @@ import { createWorkflowLocalActivities } from '../activities/srm/apply-metadata'
 import { createMetadataForwarder } from '../activities/srm/metadata-forwarder';
 import { SrmPollers, SrmRoles } from '../activities/srm/srm-roles';
 import { watchServed } from '../activities/serving/watch';
-import type { TemporalSettings } from '../client/config';
+import type { TemporalSettings } from '../config/environment';
 import { homeId, lockHome } from './home-lock';
 import { assertHostIdFree, workerIdentity } from './host-twin';
 import { loadFixKey } from './fix-key';
@@ -219,7 +219,7 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
   }
 
   /** Polls the repository's queue (RepositoryPollers: called on connect and on restore). */
-  async start(repository: Repository): Promise<void> {
+  async startRepository(repository: Repository): Promise<void> {
     const taskQueue = repoTaskQueue(repository.header.uuid);
     if (this.running.has(taskQueue)) return;
     // A cap per host and repository, so a burst of fix steps spreads over the hosts that have it connected.
@@ -228,7 +228,8 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
     this.options.logger.info({ taskQueue, location: repository.location, maxConcurrentSteps: maxConcurrentActivityTaskExecutions }, 'polling repository queue');
   }
 
-  async stop(repoUuid: string): Promise<void> {
+  /** Stops polling the repository's queues (RepositoryPollers: called on disconnect). */
+  async stopRepository(repoUuid: string): Promise<void> {
     // A disconnected repository is no longer managed by this host either.
     await this.srm.stop(repoUuid);
     await this.stopPoller(repoTaskQueue(repoUuid));

@@ -1,6 +1,6 @@
 /** A host's tunables, read once from its environment. */
 import type { HostSettings } from '../activities/deps';
-import { parseSize } from '../client/cli/parse';
+import { parseSize } from '../config/size';
 
 const GiB = 2 ** 30;
 

@@ -1,5 +1,5 @@
 /** `diskflow worker`: one host's worker against any Temporal server (TEMPORAL_ADDRESS, ...). */
-import type { TemporalSettings } from '../client/config';
+import type { TemporalSettings } from '../config/environment';
 import { HostWorker } from './host-worker';
 import { createLogger, installTemporalLogging } from './logger';
 import { metricsSettings } from './metrics/settings';

@@ -20,15 +20,7 @@ import type { RepositoryRef } from '../activities/host/repositories';
 import { describeFailure, isCancellation } from '../api/failures';
 import { OperationProgress, PAUSE_SIGNAL, PROGRESS_QUERY, PROGRESS_SIGNAL, RESUME_SIGNAL, StepProgress } from '../api/progress';
 import { codedFailure } from './failures';
-import { fixTaskQueue, onObjectManager } from './routing';
-
-/** The hosts a fix step may run on, in operators' words. */
-function describeQueue(repo: RepositoryRef, chosen?: string): string {
-  const taskQueue = fixTaskQueue(repo, chosen);
-  const host = /^diskflow\.host\.(.+)$/.exec(taskQueue);
-  if (host) return `host ${host[1]} (task queue ${taskQueue})`;
-  return `a host with repository ${repo.repoUuid} connected (task queue ${taskQueue})`;
-}
+import { FixRoute, onObjectManager } from './routing';
 
 export const pauseSignal = defineSignal(PAUSE_SIGNAL);
 export const resumeSignal = defineSignal(RESUME_SIGNAL);
@@ -37,10 +29,11 @@ export const progressQuery = defineQuery<OperationProgress>(PROGRESS_QUERY);
 
 export interface OperationControl {
   /**
-   * Runs a fix step on an image, pausable and cancellable as described above. `taskQueue` is
-   * where the step was sent when not the repository's queue, for the `waitingFor` of progress.
+   * Runs a fix step on an image (null: on no one image, a clean of orphans), pausable and
+   * cancellable as described above. The step runs on `route` (routing.ts), and the progress
+   * query says the same place: both come from the one route.
    */
-  fix<T>(repo: RepositoryRef, imageId: string, step: () => Promise<T>, taskQueue?: string): Promise<T>;
+  fix<T>(route: FixRoute, imageId: string | null, step: (route: FixRoute) => Promise<T>): Promise<T>;
   /** Runs a step that changes no image's state (an export), cancellable, with its progress in the query. */
   run<T>(step: () => Promise<T>): Promise<T>;
   /** Marks the operation done, for the progress query. */
@@ -83,23 +76,24 @@ export function operationControl(): OperationControl {
     );
 
   return {
-    async fix(repo, imageId, step, taskQueue) {
+    async fix(route, imageId, step) {
+      const { repo } = route;
       state = 'fixing';
       for (;;) {
         try {
           await condition(() => !paused);
-          runsOn = describeQueue(repo, taskQueue);
+          runsOn = route.runsOn;
           started = false;
           const scope = new CancellationScope();
           running = scope;
-          return await scope.run(step);
+          return await scope.run(() => step(route));
         } catch (error) {
           if (isCancellation(error) && paused && !root.consideredCancelled) {
-            await record(repo, imageId, 'paused by request; the resume signal continues it', true);
+            if (imageId) await record(repo, imageId, 'paused by request; the resume signal continues it', true);
             continue;
           }
           const reason = isCancellation(error) ? 'cancelled by request; a mend fix resumes it' : describeFailure(error);
-          await record(repo, imageId, reason, false);
+          if (imageId) await record(repo, imageId, reason, false);
           throw codedFailure(error);
         } finally {
           running = undefined;

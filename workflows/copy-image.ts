@@ -1,12 +1,12 @@
 import { patched, uuid4, workflowInfo } from '@temporalio/workflow';
 import { invalidArgument } from '../api/errors';
 import { CopyImageInput, NewImageOutput } from '../api/operations';
-import { hostTaskQueue } from '../api/task-queues';
 import { operationControl } from './control';
 import { validate } from './failures';
-import { mendImage } from './fix-steps';
+import { mendStep } from './mend-step';
 import { answerOncePersisted } from './persisted';
 import { persistStep } from './persist-step';
+import { fixRoute } from './routing';
 import { tagOperation } from './tags';
 
 /**
@@ -48,13 +48,13 @@ export async function copyImage(input: CopyImageInput): Promise<NewImageOutput> 
   const imageId = step.input.imageId;
   tagOperation({ operation: 'copyImage', image: imageId });
   if (request.options.autoFix && persisted.made) {
-    // Between two repositories, the copy runs on the caller's host, which has both connected
-    // (into a repository that needs an SRM too: it sends its metadata changes to the SRM).
-    const crossRepo = step.input.source.repoUuid !== repo.repoUuid;
-    // A disk served to its VM is copied live by the daemon serving it (older workers answer without liveOn).
-    const liveOn = persisted.liveOn ?? null;
-    const taskQueue = liveOn ? hostTaskQueue(liveOn) : crossRepo ? hostTaskQueue(request.hostId) : undefined;
-    await control.fix(repo, imageId, () => mendImage(repo, imageId, taskQueue), taskQueue);
+    const route = fixRoute(repo, {
+      callerHostId: request.hostId,
+      copiesFromAnotherRepository: step.input.source.repoUuid !== repo.repoUuid,
+      // A disk served to its VM is copied live by the daemon serving it (older workers answer without liveOn).
+      servedOn: persisted.liveOn ?? null,
+    });
+    await control.fix(route, imageId, mendStep(imageId));
   }
   control.done();
   return answer.done({ imageId });

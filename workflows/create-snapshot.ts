@@ -1,12 +1,11 @@
 import { uuid4, workflowInfo } from '@temporalio/workflow';
 import { CreateSnapshotInput, NewImageOutput } from '../api/operations';
-import { hostTaskQueue } from '../api/task-queues';
-import { forFixes } from './routing';
 import { operationControl } from './control';
 import { validate } from './failures';
-import { mendImage } from './fix-steps';
+import { mendStep } from './mend-step';
 import { answerOncePersisted } from './persisted';
 import { persistStep } from './persist-step';
+import { fixRoute } from './routing';
 import { tagOperation } from './tags';
 
 /**
@@ -39,11 +38,11 @@ export async function createSnapshot(input: CreateSnapshotInput): Promise<NewIma
   const diskId = request.baseVirtualDiskId;
   // A disk served to its VM is snapshotted live, by the daemon serving it (older workers answer without servedOn).
   const servedOn = persisted.servedOn ?? null;
+  const route = fixRoute(repo, { callerHostId: request.hostId, servedOn });
   if (request.options.autoFix && servedOn) {
-    const taskQueue = hostTaskQueue(servedOn);
-    await control.fix(repo, diskId, () => forFixes(repo, taskQueue).liveSnapshot({ repoUuid: repo.repoUuid, imageId: diskId, operationId: workflowInfo().workflowId }), taskQueue);
+    await control.fix(route, diskId, ({ steps }) => steps.liveSnapshot({ repoUuid: repo.repoUuid, imageId: diskId, operationId: workflowInfo().workflowId }));
   } else if (request.options.autoFix) {
-    await control.fix(repo, diskId, () => mendImage(repo, diskId));
+    await control.fix(route, diskId, mendStep(diskId));
   }
   control.done();
   return answer.done({ imageId: snapshotId });

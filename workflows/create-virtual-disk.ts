@@ -1,11 +1,11 @@
 import { uuid4, workflowInfo } from '@temporalio/workflow';
-import { hostTaskQueue } from '../api/task-queues';
 import { CreateVirtualDiskInput, NewImageOutput } from '../api/operations';
 import { operationControl } from './control';
 import { validate } from './failures';
-import { mendImage } from './fix-steps';
+import { mendStep } from './mend-step';
 import { answerOncePersisted } from './persisted';
 import { persistStep } from './persist-step';
+import { fixRoute } from './routing';
 import { tagOperation } from './tags';
 
 /**
@@ -39,12 +39,10 @@ export async function createVirtualDisk(input: CreateVirtualDiskInput): Promise<
   );
   if (request.options.autoFix) {
     if (persisted.baseCopied && request.baseSnapshotId) {
-      const baseId = request.baseSnapshotId;
-      // The base comes from another repository: only the caller's host is known to have both.
-      const taskQueue = hostTaskQueue(request.hostId);
-      await control.fix(repo, baseId, () => mendImage(repo, baseId, taskQueue), taskQueue);
+      // The base's pending work is its copy in from another repository.
+      await control.fix(fixRoute(repo, { callerHostId: request.hostId, copiesFromAnotherRepository: true }), request.baseSnapshotId, mendStep(request.baseSnapshotId));
     }
-    await control.fix(repo, imageId, () => mendImage(repo, imageId));
+    await control.fix(fixRoute(repo, { callerHostId: request.hostId }), imageId, mendStep(imageId));
   }
   control.done();
   return answer.done({ imageId });

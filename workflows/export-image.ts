@@ -1,10 +1,9 @@
 import { CancellationScope, workflowInfo } from '@temporalio/workflow';
 import { ExportImageInput, OperationStartedOutput } from '../api/operations';
-import { hostTaskQueue } from '../api/task-queues';
 import { operationControl } from './control';
 import { validate } from './failures';
 import { answerOncePersisted } from './persisted';
-import { forFixes, onHost } from './routing';
+import { fixRoute, onHost } from './routing';
 import { tagOperation } from './tags';
 
 /**
@@ -29,7 +28,7 @@ export async function exportImage(input: ExportImageInput): Promise<OperationSta
   const step = { repoId: request.repositoryId, imageId: request.imageId, operationId };
   try {
     await control.run(() =>
-      forFixes(repo, hostTaskQueue(request.hostId)).exportImage({ ...step, path: request.path, format: request.options.format, compress: request.options.compress }),
+      fixRoute(repo, { callerHostId: request.hostId, chosenHost: request.hostId }).steps.exportImage({ ...step, path: request.path, format: request.options.format, compress: request.options.compress }),
     );
   } finally {
     await CancellationScope.nonCancellable(() => onHost(request.hostId).releaseExport(step));

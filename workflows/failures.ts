@@ -1,8 +1,7 @@
 /** How workflows fail: always with a coded ApplicationFailure, so callers see an API error code. */
-import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
-import { DiskflowError } from '../api/errors';
-import { describeFailure, findCodedFailure, isCancellation, toApplicationFailure } from '../api/failures';
+import { DiskflowError, ErrorCode } from '../api/errors';
+import { describeFailure, finalFailure, findCodedFailure, isCancellation, toApplicationFailure } from '../api/failures';
 import { parseInput } from '../api/validation';
 
 /**
@@ -14,12 +13,7 @@ export function codedFailure(error: unknown): unknown {
   if (isCancellation(error)) return error;
   if (error instanceof DiskflowError) return toApplicationFailure(error);
   const coded = findCodedFailure(error);
-  const failure = ApplicationFailure.create({
-    type: coded?.type ?? 'STORAGE_ERROR',
-    message: coded?.message ?? describeFailure(error),
-    nonRetryable: true,
-  });
-  return failure;
+  return finalFailure((coded?.type as ErrorCode | undefined) ?? 'STORAGE_ERROR', coded?.message ?? describeFailure(error));
 }
 
 /** Validates a workflow's input (engines may start workflows directly), failing with INVALID_ARGUMENT. */

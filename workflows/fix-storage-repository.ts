@@ -2,13 +2,12 @@ import { patched, workflowInfo } from '@temporalio/workflow';
 import type { FixPlan } from '../activities/fixes/plans';
 import type { RepositoryRef } from '../activities/host/repositories';
 import { FixStartedOutput, FixStorageRepositoryInput } from '../api/operations';
-import { hostTaskQueue } from '../api/task-queues';
 import { operationControl } from './control';
 import { validate, withCodes } from './failures';
-import { mendImage } from './fix-steps';
+import { mendStep } from './mend-step';
 import { answerOncePersisted } from './persisted';
 import { persistStep } from './persist-step';
-import { forFixes, onHost, onObjectManager } from './routing';
+import { FixRoute, fixRoute, objectManagerRoute, onHost, onObjectManager } from './routing';
 import { tagOperation } from './tags';
 
 /**
@@ -37,43 +36,47 @@ export async function fixStorageRepository(input: FixStorageRepositoryInput): Pr
     },
     () => ({ operationId }),
   );
-  // The engine may put the I/O on a host of its choice; a copy from another repository needs
-  // a host with both connected, which the caller's host is.
-  const chosen = request.options.hostId ? hostTaskQueue(request.options.hostId) : undefined;
-  const crossRepo = plan.type === 'mend' && plan.copyFrom ? hostTaskQueue(request.hostId) : undefined;
-  // A served disk's fix runs where its daemon is, whatever host was asked.
-  const served = plan.type !== 'clean' && plan.onHost ? hostTaskQueue(plan.onHost) : undefined;
-  await carryOut(repo, plan, operationId, control, served ?? chosen ?? crossRepo, request.options.bandwidth);
+  // A clean runs where objects may be deleted; any other fix where routing.ts says.
+  const route =
+    plan.type === 'clean'
+      ? objectManagerRoute(repo)
+      : fixRoute(repo, {
+          callerHostId: request.hostId,
+          chosenHost: request.options.hostId,
+          copiesFromAnotherRepository: plan.type === 'mend' && !!plan.copyFrom,
+          servedOn: plan.onHost,
+        });
+  await carryOut(route, plan, operationId, control, request.options.bandwidth);
   control.done();
   return answer.done({ operationId });
 }
 
-async function carryOut(
-  repo: RepositoryRef,
-  plan: FixPlan,
-  operationId: string,
-  control: ReturnType<typeof operationControl>,
-  taskQueue?: string,
-  bandwidth?: number,
-): Promise<void> {
+async function carryOut(route: FixRoute, plan: FixPlan, operationId: string, control: ReturnType<typeof operationControl>, bandwidth?: number): Promise<void> {
+  const { repo } = route;
   const repoUuid = repo.repoUuid;
   const limit = bandwidth ? { bandwidth } : {};
   switch (plan.type) {
     case 'clean':
-      if (plan.action === 'orphans') await onObjectManager(repo).cleanOrphans({ repoUuid, volumes: plan.volumes, strays: plan.strays });
-      else await onObjectManager(repo).cleanRemovedImage({ repoUuid, imageId: plan.imageId, operationId });
+      // patched: cleans started before they ran through the control replay without it.
+      if (!patched('clean-through-control')) {
+        if (plan.action === 'orphans') await onObjectManager(repo).cleanOrphans({ repoUuid, volumes: plan.volumes, strays: plan.strays });
+        else await onObjectManager(repo).cleanRemovedImage({ repoUuid, imageId: plan.imageId, operationId });
+        return;
+      }
+      if (plan.action === 'orphans') await control.fix(route, null, ({ steps }) => steps.cleanOrphans({ repoUuid, volumes: plan.volumes, strays: plan.strays }));
+      else await control.fix(route, plan.imageId, ({ steps }) => steps.cleanRemovedImage({ repoUuid, imageId: plan.imageId, operationId }));
       return;
     case 'mend':
-      await control.fix(repo, plan.imageId, () => mendImage(repo, plan.imageId, taskQueue), taskQueue);
+      await control.fix(route, plan.imageId, mendStep(plan.imageId));
       return;
     case 'optimize': {
-      const left = await control.fix(repo, plan.imageId, () => forFixes(repo, taskQueue).optimizeImage({ repoUuid, imageId: plan.imageId, operationId, ...limit }), taskQueue);
+      const left = await control.fix(route, plan.imageId, ({ steps }) => steps.optimizeImage({ repoUuid, imageId: plan.imageId, operationId, ...limit }));
       await cleanLeftBehind(repo, left);
       return;
     }
     case 'merge': {
-      const left = await control.fix(repo, plan.imageId, () =>
-        forFixes(repo, taskQueue).mergeVolumes({ repoUuid, imageId: plan.imageId, operationId, upper: plan.upper, lower: plan.lower, ...limit }), taskQueue,
+      const left = await control.fix(route, plan.imageId, ({ steps }) =>
+        steps.mergeVolumes({ repoUuid, imageId: plan.imageId, operationId, upper: plan.upper, lower: plan.lower, ...limit }),
       );
       await cleanLeftBehind(repo, left);
       return;

@@ -1,9 +1,9 @@
 import { uuid4, workflowInfo } from '@temporalio/workflow';
 import { ImportImageInput, NewImageOutput } from '../api/operations';
-import { hostTaskQueue } from '../api/task-queues';
 import { operationControl } from './control';
 import { validate } from './failures';
-import { mendImage } from './fix-steps';
+import { mendStep } from './mend-step';
+import { fixRoute } from './routing';
 import { answerOncePersisted } from './persisted';
 import { persistStep } from './persist-step';
 import { tagOperation } from './tags';
@@ -44,8 +44,8 @@ export async function importImage(input: ImportImageInput): Promise<NewImageOutp
   const imageId = step.input.imageId;
   tagOperation({ operation: 'importImage', image: imageId });
   if (request.options.autoFix) {
-    const taskQueue = hostTaskQueue(request.hostId);
-    await control.fix(repo, imageId, () => mendImage(repo, imageId, taskQueue), taskQueue);
+    // The source (a local file) is on the caller's host: the import runs there.
+    await control.fix(fixRoute(repo, { callerHostId: request.hostId, chosenHost: request.hostId }), imageId, mendStep(imageId));
   }
   control.done();
   return answer.done({ imageId });

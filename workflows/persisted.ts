@@ -9,8 +9,8 @@
  * arguments is refused with INVALID_ARGUMENT by the update's validator, before anything is
  * recorded. Without the argument (an engine that does not send it) nothing is compared.
  */
-import { ApplicationFailure } from '@temporalio/common';
 import { allHandlersFinished, condition, defineUpdate, setHandler, workflowInfo } from '@temporalio/workflow';
+import { finalFailure } from '../api/failures';
 import { PERSISTED_UPDATE, requestIdentity, WORKFLOW_CONTRACTS, WorkflowType } from '../api/operations';
 import { codedFailure } from './failures';
 import { startedWith } from './started-with';
@@ -26,11 +26,7 @@ function assertSameRequest(request: unknown): void {
   const type = workflowType as WorkflowType;
   const asked = requestIdentity(type, request);
   if (asked !== null && asked === requestIdentity(type, input.value)) return;
-  throw ApplicationFailure.create({
-    type: 'INVALID_ARGUMENT',
-    message: `operation ${workflowId} was started with other arguments: a requestId names one request; use another requestId for another request`,
-    nonRetryable: true,
-  });
+  throw finalFailure('INVALID_ARGUMENT', `operation ${workflowId} was started with other arguments: a requestId names one request; use another requestId for another request`);
 }
 
 type Outcome = { ok: true; answer: unknown } | { ok: false; failure: unknown };

@@ -1,9 +1,10 @@
-import { getExternalWorkflowHandle, workflowInfo } from '@temporalio/workflow';
+import { getExternalWorkflowHandle, patched, workflowInfo } from '@temporalio/workflow';
 import { RemoveImageInput } from '../api/operations';
+import { operationControl } from './control';
 import { validate, withCodes } from './failures';
 import { answerOncePersisted } from './persisted';
 import { persistStep } from './persist-step';
-import { onObjectManager } from './routing';
+import { objectManagerRoute, onObjectManager } from './routing';
 import { tagOperation } from './tags';
 
 /**
@@ -13,6 +14,7 @@ import { tagOperation } from './tags';
  */
 export async function removeImage(input: RemoveImageInput): Promise<null> {
   const answer = answerOncePersisted<null>();
+  const control = operationControl();
   const operationId = workflowInfo().workflowId;
   const { request, repo, interrupted } = await answer.persisting(
     async () => {
@@ -32,7 +34,11 @@ export async function removeImage(input: RemoveImageInput): Promise<null> {
     await getExternalWorkflowHandle(interrupted).cancel().catch(() => undefined);
   }
   if (request.options.autoFix) {
-    await withCodes(() => onObjectManager(repo).cleanRemovedImage({ repoUuid: repo.repoUuid, imageId: request.imageId, operationId }));
+    const clean = { repoUuid: repo.repoUuid, imageId: request.imageId, operationId };
+    // patched: removals started before the clean ran through the control replay without it.
+    if (patched('clean-through-control')) await control.fix(objectManagerRoute(repo), request.imageId, ({ steps }) => steps.cleanRemovedImage(clean));
+    else await withCodes(() => onObjectManager(repo).cleanRemovedImage(clean));
   }
+  control.done();
   return answer.done(null);
 }

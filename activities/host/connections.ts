@@ -16,8 +16,8 @@ import type { HostContext, Repository, RepositoryHeader } from '../repository/re
 
 /** Starts and stops this host's polling of a repository's task queues. */
 export interface RepositoryPollers {
-  start(repository: Repository): Promise<void>;
-  stop(repoUuid: string): Promise<void>;
+  startRepository(repository: Repository): Promise<void>;
+  stopRepository(repoUuid: string): Promise<void>;
 }
 
 const Connection = z.object({
@@ -62,7 +62,7 @@ export class HostConnections {
           throw new DiskflowError('STORAGE_ERROR', `a different repository (${repository.header.uuid}) is now at this location`);
         }
         this.connected.set(repoId, { repoId, spec: connection.spec, repository });
-        await this.pollers.start(repository);
+        await this.pollers.startRepository(repository);
         this.log('repository reconnected', { repoId, location: repository.location });
       } catch (error) {
         this.unreachable.set(repoId, (error as Error).message);
@@ -91,7 +91,7 @@ export class HostConnections {
         saved.connections[repoId] = { spec, repoUuid: repository.header.uuid, connectedAt: new Date().toISOString() };
         await this.save(saved);
         this.connected.set(repoId, { repoId, spec, repository });
-        await this.pollers.start(repository);
+        await this.pollers.startRepository(repository);
       } catch (error) {
         await this.forget(repoId).catch(() => undefined);
         await repository.disconnect().catch(() => undefined);
@@ -108,12 +108,12 @@ export class HostConnections {
         throw new DiskflowError('REPO_NOT_CONNECTED', `repoId ${repoId} is not connected on host ${this.host.hostId}`);
       }
       if (connection) {
-        await this.pollers.stop(connection.repository.header.uuid);
+        await this.pollers.stopRepository(connection.repository.header.uuid);
         try {
           await connection.repository.disconnect();
         } catch (error) {
           // Still connected (e.g. the mount is busy): keep serving it.
-          await this.pollers.start(connection.repository);
+          await this.pollers.startRepository(connection.repository);
           throw error;
         }
       }

@@ -9,7 +9,7 @@ import { Context, sleep } from '@temporalio/activity';
 import { DiskflowError } from '../../api/errors';
 import type { ActivityDeps, ImageStep } from '../deps';
 import type { Repository } from '../repository/repository';
-import { failpoint } from '../failpoints';
+import { failpoint, holdpoint } from '../failpoints';
 import { runCopyJob } from './copy-job';
 import { runImportJob } from '../imports/import-job';
 import { listImageRecords, readChain, readImage, readVolume } from './image-store';
@@ -98,7 +98,10 @@ async function createVolume(repo: Repository, image: ImageRecord, work: CreateVo
 export function createMendActivities(deps: ActivityDeps) {
   const { connections, operations, hostId } = deps;
   return {
-    mendImage: (input: ImageStep): Promise<MendOutcome> => mend(input),
+    mendImage: async (input: ImageStep): Promise<MendOutcome> => {
+      await holdpoint('mend.start', Context.current().cancellationSignal);
+      return mend(input);
+    },
 
     /**
      * Records why work stopped (cancelled, paused, failed for a reason other than a crash) and

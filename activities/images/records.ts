@@ -1,6 +1,6 @@
 /**
  * The records diskflow keeps in a repository's own metadata: the truth about every image and
- * volume (docs/ARCHITECTURE.md documents each field). Loose objects, so a record written by a
+ * volume (docs/ON-DISK.md documents each field). Loose objects, so a record written by a
  * newer diskflow keeps the fields this one does not know when this one rewrites it.
  *
  * Storage is untrusted input (anyone with access to it can write it): ids are UUIDs (they name
@@ -189,7 +189,7 @@ export const ImageRecord = z.looseObject({
   strategy: Strategy,
   /** Top volume of the image's chain; parents follow VolumeRecord.parentId. */
   volumeId: VolumeId,
-  /** Bumped on every change: steps and fix data state the generation they expect. */
+  /** Bumped on every change: fix data states the generation the check saw, a write sent to the SRM the one it read. */
   generation: Counter,
   /**
    * Bumped whenever the image's content may change under a reader: prepared for a VM (a writer

@@ -1,6 +1,6 @@
 /**
  * A repository kept as plain files in one directory: localfs uses it as is, posixfs and nfs
- * mount first. Layout (docs/ARCHITECTURE.md, "On-disk layout"):
+ * mount first. Layout (docs/ON-DISK.md):
  *
  *   diskflow-repository.json   header
  *   images/<imageId>.json      image records

@@ -12,14 +12,13 @@
  * a few tens of MiB. The daemon outlives its worker (its own session, no death signal): a VM
  * never loses its disk because diskflow restarted, and a restarted worker finds it again here.
  */
-import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { DiskflowError } from '../../api/errors';
 import { ServeMode } from '../../api/values';
-import { processAlive } from '../process';
+import { processAlive, spawnTied } from '../process';
 import { Qmp } from '../qemu/qmp';
 
 /** What a served directory says it serves; read back on restart (this host's own state). */
@@ -111,7 +110,7 @@ export class ServingDaemon {
     const log = openSync(join(this.dir, 'qsd.log'), 'a');
     try {
       // Its own session and no death signal: the daemon must outlive the worker that started it.
-      const child = spawn('qemu-storage-daemon', args, { detached: true, stdio: ['ignore', log, log], env: { ...process.env, LC_ALL: 'C' } });
+      const child = spawnTied('qemu-storage-daemon', args, { outliveWorker: true, detached: true, stdio: ['ignore', log, log], env: { ...process.env, LC_ALL: 'C' } });
       child.unref();
       let exit: number | null | undefined;
       child.once('exit', (code) => (exit = code));

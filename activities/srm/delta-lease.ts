@@ -18,7 +18,7 @@
  *   before every metadata change, and checks the sector's generation on the device too); a lost
  *   lease is reported once through `onLost`, which stops the SRM queue's poller.
  *
- * Why two hosts never act at once: see docs/ARCHITECTURE.md, "SRM lease and fencing".
+ * Why two hosts never act at once: see docs/SRM.md, "The SRM: lease and fencing".
  */
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';

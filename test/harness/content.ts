@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { StorageClient } from '../../client/storage-client';
 import { tempDir } from './repositories';
 
@@ -73,6 +73,14 @@ export async function chainOf(client: StorageClient, repoId: string, imageId: st
   } finally {
     await client.teardownImage(repoId, imageId);
   }
+}
+
+/**
+ * The qcow2 files of an image's chain (prepared and torn down to read it): what a clean-volume
+ * check must find among the repository's volumes, so that it cannot pass on an empty repository.
+ */
+export async function qcow2ChainFiles(client: StorageClient, repoId: string, imageId: string): Promise<string[]> {
+  return (await chainOf(client, repoId, imageId)).filter((v) => v.format === 'qcow2').map((v) => basename(v.filename));
 }
 
 /**

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StorageClient } from '../../client/storage-client';
-import { chainOf, Model, sameContent, writeImage } from '../harness/content';
+import { chainOf, Model, qcow2ChainFiles, sameContent, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts } from '../harness/hosts';
 import { imageRecord, uncleanVolumes, volumeFiles } from '../harness/records';
 import { localRepository, removeTempDirs } from '../harness/repositories';
@@ -147,7 +147,16 @@ describe('copies', () => {
     expect(await sameContent(client, 'a', fromFirst, child.fork().write({ pattern: 0x64, offset: 0, length: MiB }))).toBe(true);
   });
 
-  it('leaves every qcow2 volume it made clean by qemu-img check', () => {
+  it('leaves every qcow2 volume it made clean by qemu-img check', async () => {
+    // Made here, so that the check has a source and its copy to check even when this test runs alone.
+    const source = await diskWith('a', Model.blank(SIZE), { pattern: 0x5a, offset: 0, length: 8 * MiB });
+    const copy = await client.copyImage('b', source);
+    await usable('b', copy);
+    const [inA, inB] = [await qcow2ChainFiles(client, 'a', source), await qcow2ChainFiles(client, 'b', copy)];
+    expect(inA.length).toBeGreaterThan(0);
+    expect(inB.length).toBeGreaterThan(0);
+    expect(volumeFiles(pathA)).toEqual(expect.arrayContaining(inA));
+    expect(volumeFiles(pathB)).toEqual(expect.arrayContaining(inB));
     expect(uncleanVolumes(pathA)).toEqual([]);
     expect(uncleanVolumes(pathB)).toEqual([]);
   });

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Fix } from '../../api/image-status';
 import type { StorageClient } from '../../client/storage-client';
 import { diskflow, diskflowJson } from '../harness/cli';
-import { chainOf, Model, sameContent, writeImage } from '../harness/content';
+import { chainOf, Model, qcow2ChainFiles, sameContent, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts } from '../harness/hosts';
 import { imageRecord, uncleanVolumes, volumeFiles } from '../harness/records';
 import { localRepository, removeTempDirs, snapshotTree } from '../harness/repositories';
@@ -100,14 +100,16 @@ describe('check and fix', () => {
     expect(await fixesFor(disk)).toEqual([]);
   });
 
-  it('the same fix asked twice is one run with one operationId', async () => {
+  it('the same fix asked twice is one run with one operationId; replayed once it ran (its image changed since), FIX_INVALID', async () => {
     const disk = await client.createVirtualDisk('fx', SIZE, null, {}, { autoFix: false });
     const [mend] = await fixesFor(disk, 'mend');
     const [a, b] = await Promise.all([client.fixStorageRepository('fx', mend), client.fixStorageRepository('fx', mend)]);
     expect(b.operationId).toBe(a.operationId);
     await client.waitForOperation(a.operationId);
-    expect(await client.fixStorageRepository('fx', mend)).toEqual(a);
-    expect((await status(disk)).status).toBe('optimized');
+    const ran = await status(disk);
+    expect(ran.status).toBe('optimized');
+    await expect(client.fixStorageRepository('fx', mend)).rejects.toMatchObject({ code: 'FIX_INVALID', message: expect.stringContaining(a.operationId) });
+    expect(await status(disk)).toEqual(ran);
   });
 
   it('a stale fix is refused: the image changed between check and fix', async () => {
@@ -255,7 +257,21 @@ describe('check and fix', () => {
     }
   });
 
-  it('leaves every qcow2 volume clean by qemu-img check', () => {
+  it('leaves every qcow2 volume clean by qemu-img check', async () => {
+    // Made here, so that the check has fixed volumes to check even when this test runs alone: a
+    // chain over the limit (DISKFLOW_MAX_CHAIN=3), collapsed by the optimize fix check offers.
+    const disk = await diskWith(Model.blank(SIZE), { pattern: 0x5a, offset: 0, length: 4 * MiB });
+    for (const pattern of [0x5b, 0x5c, 0x5d]) {
+      await client.createSnapshot('fx', disk);
+      await usable(disk);
+      await writeImage(client, 'fx', disk, { pattern, offset: 2 * MiB, length: MiB });
+    }
+    const optimize = await fixesFor(disk, 'optimize');
+    expect(optimize).toHaveLength(1);
+    await run(optimize[0]);
+    const made = await qcow2ChainFiles(client, 'fx', disk);
+    expect(made.length).toBeGreaterThan(0);
+    expect(volumeFiles(path)).toEqual(expect.arrayContaining(made));
     expect(uncleanVolumes(path)).toEqual([]);
   });
 });

@@ -61,7 +61,6 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (process.env.IE_LOGS) (await import('node:fs')).writeFileSync(process.env.IE_LOGS, host.logs.map((l) => JSON.stringify(l)).join('\n'));
   await server?.close();
   await client?.close();
   await stopAllHosts();

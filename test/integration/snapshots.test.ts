@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StorageClient } from '../../client/storage-client';
-import { chainOf, Model, sameContent, writeImage } from '../harness/content';
+import { chainOf, Model, qcow2ChainFiles, sameContent, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts } from '../harness/hosts';
-import { uncleanVolumes } from '../harness/records';
+import { uncleanVolumes, volumeFiles } from '../harness/records';
 import { localRepository, removeTempDirs } from '../harness/repositories';
 import { eventually } from '../harness/wait';
 
@@ -121,7 +121,15 @@ describe('snapshots', () => {
     expect(await sameContent(client, 'snaps', snapshot, model)).toBe(true);
   });
 
-  it('leaves every qcow2 volume it made clean by qemu-img check', () => {
+  it('leaves every qcow2 volume it made clean by qemu-img check', async () => {
+    // Made here, so that the check has a snapshot's volumes to check even when this test runs alone.
+    const disk = await diskWith(Model.blank(SIZE), { pattern: 0x5a, offset: 0, length: 4 * MiB });
+    await client.createSnapshot('snaps', disk);
+    await usable('snaps', disk);
+    await writeImage(client, 'snaps', disk, { pattern: 0x5b, offset: 2 * MiB, length: MiB });
+    const made = await qcow2ChainFiles(client, 'snaps', disk);
+    expect(made.length).toBeGreaterThanOrEqual(2);
+    expect(volumeFiles(snapsPath)).toEqual(expect.arrayContaining(made));
     expect(uncleanVolumes(snapsPath)).toEqual([]);
   });
 });

@@ -4,6 +4,7 @@ import { codeOf } from '../../api/failures';
 import { PERSISTED_UPDATE } from '../../api/operations';
 import { WORKFLOW_TASK_QUEUE } from '../../api/task-queues';
 import type { StorageClient } from '../../client/storage-client';
+import { Hold, within } from '../harness/holds';
 import { clientFor, startHost, stopAllHosts } from '../harness/hosts';
 import { qemuCheckClean, qemuInfo } from '../harness/qemu';
 import { localRepository, removeTempDirs } from '../harness/repositories';
@@ -12,9 +13,11 @@ import { eventually } from '../harness/wait';
 const MiB = 2 ** 20;
 let client: StorageClient;
 let repoPath: string;
+// Armed on the host for every test; it holds mends only inside hold.during().
+const mendHold = new Hold('mend.start');
 
 beforeAll(async () => {
-  await startHost('disks-host');
+  await startHost('disks-host', mendHold.env);
   client = await clientFor('disks-host');
   repoPath = await localRepository(client, 'disks');
 });
@@ -64,11 +67,17 @@ describe('virtual disks on a localfs repository', () => {
   });
 
   it('returns once persisted: the record is on the repository before the fix has run', async () => {
-    const imageId = await client.createVirtualDisk('disks', MiB, null, {}, { autoFix: false });
-    expect(existsSync(`${repoPath}/images/${imageId}.json`)).toBe(true);
-    const status = await client.getImageStatus('disks', imageId);
-    expect(status.status).toBe('broken');
-    expect(status.stage).toEqual({ current: 0, total: 1 });
+    // The mend (autoFix) waits at its start while held: a call that waited for the fix would not return.
+    const imageId = await mendHold.during(async () => {
+      const imageId = await within(client.createVirtualDisk('disks', MiB), 20_000, 'createVirtualDisk returning while its mend is held');
+      expect(existsSync(`${repoPath}/images/${imageId}.json`)).toBe(true);
+      const status = await client.getImageStatus('disks', imageId);
+      expect(status.status).toBe('broken');
+      expect(status.stage).toEqual({ current: 0, total: 1 });
+      return imageId;
+    });
+    // The fix was pending, not absent: released, it runs.
+    await eventually(() => client.getImageStatus('disks', imageId), (s) => s.status === 'optimized');
   });
 
   it('with autoFix off the disk stays broken and cannot be prepared', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseHint, parseParam, parseSize } from '../../client/cli/parse';
+import { parseHint, parseParam, parseSize } from '../../cli/parse';
 
 describe('command-line values', () => {
   it.each([

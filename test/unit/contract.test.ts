@@ -4,6 +4,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { DiskflowError, ERROR_CODES } from '../../api/errors';
 import { codeOf, toApplicationFailure, toDiskflowError } from '../../api/failures';
+import { CreateSnapshotInput } from '../../api/operations';
+import { parseInput } from '../../api/validation';
 import { renderJsonSchemas, SCHEMAS_DIR } from '../../scripts/json-schemas';
 
 describe('the contract', () => {
@@ -25,5 +27,14 @@ describe('the contract', () => {
     const error = toDiskflowError(ApplicationFailure.create({ message: 'outer', cause: new Error('inner') }));
     expect(error.code).toBe('STORAGE_ERROR');
     expect(error.message).toContain('outer');
+  });
+
+  it('createSnapshot refuses the options it could not honour: a strategy other than space, lookup options', () => {
+    const snapshot = (options: Record<string, unknown>) => () =>
+      parseInput(CreateSnapshotInput, { hostId: 'h', targetRepoId: 'r', baseVirtualDiskId: '00000000-0000-4000-8000-000000000000', userData: {}, options }, 'input');
+    expect(snapshot({ strategy: 'space' })()).toMatchObject({ options: { strategy: 'space', autoFix: true } });
+    for (const options of [{ strategy: 'performance' }, { imageHints: { '00000000-0000-4000-8000-000000000000': 'r' } }, { participatingRepositories: ['r'] }]) {
+      expect(snapshot(options)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    }
   });
 });

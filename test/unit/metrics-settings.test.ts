@@ -1,6 +1,6 @@
 /** DISKFLOW_METRICS_ADDRESS and DISKFLOW_STALL_AFTER, as operators write them. */
 import { describe, expect, it } from 'vitest';
-import { stallAfterMs } from '../../client/config';
+import { stallAfterMs } from '../../config/environment';
 import { DEV_METRICS_ADDRESS, metricsSettings, parseMetricsAddress } from '../../workers/metrics/settings';
 
 describe('metrics settings', () => {

@@ -1,6 +1,6 @@
 /** DISKFLOW_METRICS_ADDRESS: where a worker serves Prometheus metrics (off by default; `diskflow dev` turns it on). */
 import { createServer } from 'node:net';
-import { stallAfterMs } from '../../client/config';
+import { stallAfterMs } from '../../config/environment';
 
 export interface MetricsSettings {
   /** Where diskflow's endpoint listens, e.g. 127.0.0.1 and 9464 (0.0.0.0 for scrapers on other machines). */

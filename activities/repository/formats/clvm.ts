@@ -2,7 +2,7 @@
  * `clvm-1.0`: an LVM volume group on block devices every host reaches (a SAN LUN). Only the
  * repository's SRM changes LVM metadata (lvcreate, lvextend, lvrename, lvremove) and records;
  * any host reads records and activates volumes. A host that is not the SRM sends its changes
- * there (MetadataCall, applyMetadata) and moves the data itself. Layout (ARCHITECTURE.md, "clvm-1.0"):
+ * there (MetadataCall, applyMetadata) and moves the data itself. Layout (docs/SRM.md, "clvm-1.0 on disk"):
  *
  *   VG tags            the header: diskflow.repository=1, diskflow.format=clvm-1.0,
  *                      diskflow.uuid=<uuid>, diskflow.created=<ISO time> (added last by init)

@@ -1,6 +1,6 @@
 /** The `diskflow` command line (API.md, "Command line"). */
 import { Command, CommanderError } from 'commander';
-import { DiskflowError } from '../../api/errors';
+import { DiskflowError } from '../api/errors';
 import { clusterCommand } from './commands/cluster';
 import { diskCommand, imageCommand, snapshotCommand } from './commands/images';
 import { devCommand, workerCommand } from './commands/processes';

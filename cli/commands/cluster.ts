@@ -1,9 +1,9 @@
 /** `diskflow cluster check|setup`: what an existing Temporal cluster needs for diskflow, and registering it. */
 import { Command } from 'commander';
 import Table from 'cli-table3';
-import { DiskflowError } from '../../../api/errors';
-import type { ClusterReport } from '../../cluster';
-import { temporalSettings } from '../../config';
+import { DiskflowError } from '../../api/errors';
+import type { ClusterReport } from '../../client/cluster';
+import { temporalSettings } from '../../config/environment';
 import { printJson, reportFailure } from '../output';
 import type { GlobalOptions } from '../run';
 
@@ -41,7 +41,7 @@ export function clusterCommand(): Command {
     .action(async (_o: unknown, command: Command) => {
       const json = !!command.optsWithGlobals<GlobalOptions>().json;
       try {
-        const { checkCluster } = await import('../../cluster');
+        const { checkCluster } = await import('../../client/cluster');
         finish(await checkCluster(temporalSettings()), json);
       } catch (error) {
         reportFailure(connectionFailure(error));
@@ -59,7 +59,7 @@ export function clusterCommand(): Command {
         return;
       }
       try {
-        const { setupCluster } = await import('../../cluster');
+        const { setupCluster } = await import('../../client/cluster');
         const { changed, report } = await setupCluster(temporalSettings(), { retentionDays });
         if (!json) process.stdout.write(changed.length ? changed.map((c) => `${c}\n`).join('') : 'nothing to register\n');
         finish(report, json, { changed });

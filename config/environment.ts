@@ -1,6 +1,7 @@
 /**
  * Configuration from the environment (API.md, "Command line"), shared by the client, the CLI
- * and the workers. Names follow the Temporal CLI's, so one environment serves both.
+ * and the workers: the one low module all three read it from (docs/ARCHITECTURE.md, "Layers").
+ * Names follow the Temporal CLI's, so one environment serves both.
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';

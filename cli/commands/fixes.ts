@@ -2,14 +2,14 @@
 import { Command, Option } from 'commander';
 import { Bar, Presets } from 'cli-progress';
 import Table from 'cli-table3';
-import { DiskflowError, invalidArgument } from '../../../api/errors';
-import { Fix, FixType } from '../../../api/image-status';
-import { parseInput } from '../../../api/validation';
-import { stallAfterMs } from '../../config';
-import type { StalledOperation } from '../../stalled-operations';
-import type { StorageClient } from '../../storage-client';
+import { DiskflowError, invalidArgument } from '../../api/errors';
+import { Fix, FixType } from '../../api/image-status';
+import { parseInput } from '../../api/validation';
+import { stallAfterMs } from '../../config/environment';
+import type { StalledOperation } from '../../client/stalled-operations';
+import type { StorageClient } from '../../client/storage-client';
 import { formatBytes } from '../output';
-import { parseJsonObject } from '../parse';
+import { parseJsonObject, parseSize } from '../parse';
 import { withClient } from '../run';
 
 interface FixOutcome {
@@ -58,11 +58,11 @@ function parseStallAfter(value: string | undefined): number {
 const WAIT_WORTH_TELLING_MS = 3000;
 
 /** Runs one fix to its end, drawing its progress on a terminal. */
-async function runFix(client: StorageClient, repoId: string, fix: Fix, hostId: string | undefined): Promise<FixOutcome> {
+async function runFix(client: StorageClient, repoId: string, fix: Fix, options: { hostId?: string; bandwidth?: number }): Promise<FixOutcome> {
   let operationId: string | null = null;
   const bar = process.stderr.isTTY ? new Bar({ format: ` ${fix.type} [{bar}] {percentage}% {state}`, stream: process.stderr }, Presets.shades_classic) : undefined;
   try {
-    ({ operationId } = await client.fixStorageRepository(repoId, fix, hostId ? { hostId } : {}));
+    ({ operationId } = await client.fixStorageRepository(repoId, fix, options));
     bar?.start(100, 0, { state: '' });
     const done = client.waitForOperation(operationId);
     let finished = false;
@@ -129,14 +129,16 @@ export function fixCommands(repo: Command): void {
     .option('--all', 'run every fix the check returns')
     .addOption(new Option('--type <type>', 'run every fix of this type').choices(['clean', 'optimize', 'merge', 'mend']))
     .option('--host <hostId>', 'run the fixes\' I/O on this host')
+    .option('--bandwidth <rate>', 'bytes per second each fix may move (e.g. 50M), to spare the storage and running VMs', (v) => parseSize(v, '--bandwidth'))
     .action(
       withClient(
-        async (client, repoId: string, fixJson: string | undefined, o: { all?: boolean; type?: FixType; host?: string }) => {
+        async (client, repoId: string, fixJson: string | undefined, o: { all?: boolean; type?: FixType; host?: string; bandwidth?: number }) => {
+          const fixOptions = { ...(o.host ? { hostId: o.host } : {}), ...(o.bandwidth !== undefined ? { bandwidth: o.bandwidth } : {}) };
           const ways = [o.all, o.type, fixJson].filter(Boolean).length;
           if (ways !== 1) throw invalidArgument('give exactly one of --all, --type T, or a fix as JSON');
           const outcomes: FixOutcome[] = [];
           if (fixJson) {
-            outcomes.push(await runFix(client, repoId, parseInput(Fix, parseJsonObject(fixJson, 'fix'), 'fix'), o.host));
+            outcomes.push(await runFix(client, repoId, parseInput(Fix, parseJsonObject(fixJson, 'fix'), 'fix'), fixOptions));
           } else {
             // A check answers at most a few thousand fixes, the most urgent first, and fixes done
             // may make others possible: check again until it offers nothing not already tried, or
@@ -147,7 +149,7 @@ export function fixCommands(repo: Command): void {
               progress = false;
               for (const fix of fixes) {
                 tried.add(fix.data);
-                const outcome = await runFix(client, repoId, fix, o.host);
+                const outcome = await runFix(client, repoId, fix, fixOptions);
                 outcomes.push(outcome);
                 progress ||= outcome.outcome === 'done';
               }

@@ -3,16 +3,15 @@
  * DISKFLOW_HOME, Web UI, search attributes registered), this host's worker, and a localfs
  * repository connected as `default`, made on first start and found again on the next.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { readHeader } from '../activities/repository/file-repository';
 import { StorageClient } from '../client/storage-client';
-import { HostWorker } from './host-worker';
-import { createLogger, installTemporalLogging } from './logger';
-import { DEV_METRICS_ADDRESS, metricsSettings } from './metrics/settings';
-import { onStopSignal } from './signals';
-import { startDevServer } from './temporal-server';
+import { HostWorker } from '../workers/host-worker';
+import { createLogger, installTemporalLogging } from '../workers/logger';
+import { DEV_METRICS_ADDRESS, metricsSettings } from '../workers/metrics/settings';
+import { onStopSignal } from '../workers/signals';
+import { startDevServer } from '../workers/temporal-server';
 
 export interface DevOptions {
   hostId: string;
@@ -36,7 +35,8 @@ async function ensureDefaultRepository(client: StorageClient, worker: HostWorker
   const path = join(home, 'repositories', DEFAULT_REPOSITORY);
   if (worker.connections.list().some((c) => c.repoId === DEFAULT_REPOSITORY)) return path;
   await mkdir(path, { recursive: true });
-  if (!(await readHeader(path))) await client.initStorageRepository('localfs-1.0', { path });
+  // An empty directory is one dev made and has not initialised yet; anything else, connect says what it is.
+  if ((await readdir(path)).length === 0) await client.initStorageRepository('localfs-1.0', { path });
   await client.connectStorageRepository(DEFAULT_REPOSITORY, 'localfs-1.0', { path });
   return path;
 }

@@ -1,6 +1,6 @@
 /** `diskflow repo ...`: repositories and this host's connections to them. */
 import { Command } from 'commander';
-import type { RepoFormat } from '../../../api/formats';
+import type { RepoFormat } from '../../api/formats';
 import { parseParam } from '../parse';
 import { withClient } from '../run';
 import { fixCommands } from './fixes';

@@ -1,6 +1,6 @@
 /** `diskflow disk ...` and `diskflow image ...`: virtual disks and images. */
 import { Command, Option } from 'commander';
-import type { ServeMode } from '../../../api/values';
+import type { ServeMode } from '../../api/values';
 import { parseSize } from '../parse';
 import { printImageList, printImageStatus } from '../output';
 import { withClient } from '../run';
@@ -52,12 +52,17 @@ export function imageCommand(): Command {
       .command('copy <targetRepoId> <imageId>')
       .description('copy an image into a repository; prints the new image\'s id once persisted (a snapshot keeps its id)')
       .option('--base <imageId>', 'store only what differs from this snapshot, already in the target')
-      .addOption(new Option('--kind <kind>', 'the new image\'s kind').choices(['snapshot', 'virtual-disk'])),
+      .addOption(new Option('--kind <kind>', 'the new image\'s kind').choices(['snapshot', 'virtual-disk']))
+      .option('--bandwidth <rate>', 'bytes per second the copy may move (e.g. 50M), to spare the storage and a running VM', (v) => parseSize(v, '--bandwidth')),
     { strategy: true, lookup: true, userData: true },
   ).action(
     withClient(
-      (client, target: string, imageId: string, o: ImageFlags & { base?: string; kind?: string }) =>
-        client.copyImage(target, imageId, o.base ?? null, userDataOf(o), { ...callOptions(o), ...(o.kind ? { kind: o.kind } : {}) }),
+      (client, target: string, imageId: string, o: ImageFlags & { base?: string; kind?: string; bandwidth?: number }) =>
+        client.copyImage(target, imageId, o.base ?? null, userDataOf(o), {
+          ...callOptions(o),
+          ...(o.kind ? { kind: o.kind } : {}),
+          ...(o.bandwidth !== undefined ? { bandwidth: o.bandwidth } : {}),
+        }),
       (newId) => say(newId),
     ),
   );

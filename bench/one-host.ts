@@ -6,9 +6,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { StorageClient } from '../client/storage-client';
-import { HostWorker } from './host-worker';
-import { createLogger, installTemporalLogging } from './logger';
-import { DevServer, DevServerOptions, startDevServer } from './temporal-server';
+import { HostWorker } from '../workers/host-worker';
+import { createLogger, installTemporalLogging } from '../workers/logger';
+import { DevServer, DevServerOptions, startDevServer } from '../workers/temporal-server';
 
 export interface OneHost {
   scratch: string;

@@ -1,8 +1,8 @@
 /** `diskflow dev` and `diskflow worker`: the long-running processes. Loaded only when used. */
 import { Command } from 'commander';
-import { DEFAULT_UI_PORT, defaultHostId, diskflowHome, temporalSettings } from '../../config';
-import { HostId } from '../../../api/values';
-import { parseInput } from '../../../api/validation';
+import { DEFAULT_UI_PORT, defaultHostId, diskflowHome, temporalSettings } from '../../config/environment';
+import { HostId } from '../../api/values';
+import { parseInput } from '../../api/validation';
 import { reportFailure } from '../output';
 
 function port(name: string, fallback: number): number {
@@ -21,7 +21,7 @@ export function devCommand(): Command {
     .option('--host-id <hostId>', 'this host\'s id (default: DISKFLOW_HOST_ID, else the host name)')
     .action(async (o: { hostId?: string }) => {
       try {
-        const { runDev } = await import('../../../workers/dev');
+        const { runDev } = await import('../dev');
         await runDev({ hostId: hostIdFrom(o.hostId), home: diskflowHome(), port: port('DISKFLOW_DEV_PORT', 7233), uiPort: port('DISKFLOW_UI_PORT', DEFAULT_UI_PORT) });
       } catch (error) {
         reportFailure(error);
@@ -37,7 +37,7 @@ export function workerCommand(): Command {
     .option('--host-id <hostId>', 'this host\'s id (default: DISKFLOW_HOST_ID, else the host name)')
     .action(async (o: { hostId?: string }) => {
       try {
-        const { runWorker } = await import('../../../workers/worker-process');
+        const { runWorker } = await import('../../workers/worker-process');
         await runWorker({ hostId: hostIdFrom(o.hostId), home: diskflowHome(), temporal: temporalSettings() });
       } catch (error) {
         reportFailure(error);

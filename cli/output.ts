@@ -1,8 +1,8 @@
 /** How commands print: JSON with --json, readable tables otherwise; errors as CODE: message. */
 import Table from 'cli-table3';
-import { DiskflowError } from '../../api/errors';
-import { toDiskflowError } from '../../api/failures';
-import type { ImageStatus } from '../../api/image-status';
+import { DiskflowError } from '../api/errors';
+import { toDiskflowError } from '../api/failures';
+import type { ImageStatus } from '../api/image-status';
 
 /** Plain borders and no colours unless a person is watching. */
 const tableStyle = () => (process.stdout.isTTY ? {} : { style: { head: [], border: [] } });

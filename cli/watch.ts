@@ -4,9 +4,9 @@
  * `progress` query adds the bytes moved, from which the rate comes.
  */
 import { MultiBar, Presets } from 'cli-progress';
-import type { ImageStatus } from '../../api/image-status';
-import type { OperationProgress } from '../../api/progress';
-import type { StorageClient } from '../storage-client';
+import type { ImageStatus } from '../api/image-status';
+import type { OperationProgress } from '../api/progress';
+import type { StorageClient } from '../client/storage-client';
 import { formatBytes, formatStage } from './output';
 
 async function liveProgress(client: StorageClient, imageId: string): Promise<OperationProgress | null> {

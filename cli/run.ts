@@ -1,5 +1,5 @@
 /** Shared plumbing of CLI commands: one client per invocation, errors reported with their code. */
-import { StorageClient } from '../storage-client';
+import { StorageClient } from '../client/storage-client';
 import { printJson, reportFailure } from './output';
 
 export interface GlobalOptions {

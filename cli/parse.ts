@@ -1,14 +1,7 @@
 /** Parsing of command-line values: sizes, --param k=v, JSON arguments. */
-import { DiskflowError, invalidArgument } from '../../api/errors';
+import { DiskflowError, invalidArgument } from '../api/errors';
 
-const UNITS: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40, P: 2 ** 50 };
-
-/** `10G`, `512M`, `1.5T`, `4096`: binary units, as qemu-img reads them. */
-export function parseSize(text: string, field = 'size'): number {
-  const match = /^(-?\d+(?:\.\d+)?)\s*([KMGTP]?)(?:i?B)?$/i.exec(text.trim());
-  if (!match) throw invalidArgument(`${field}: "${text}" is not a size (bytes, or a number with K, M, G, T or P)`);
-  return Number(match[1]) * UNITS[match[2].toUpperCase()];
-}
+export { parseSize } from '../config/size';
 
 /** `k=v`: the value as JSON where it parses as JSON, as a string otherwise. */
 export function parseParam(text: string, previous: Record<string, unknown> = {}): Record<string, unknown> {
