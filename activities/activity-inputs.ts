@@ -11,8 +11,9 @@ import { z } from 'zod';
 import { withRepositorySpec } from '../api/formats';
 import { PageCursor } from '../api/operations';
 import { SrmMetadataInput } from '../api/srm-metadata';
-import { HostId, ImageId, ImageKind, MAX_VIRTUAL_SIZE, OperationId, RepoId, RepoUuid, ServeMode, Size, Strategy, UserData, VolumeId } from '../api/values';
+import { AbsolutePath, HostId, ImageId, ImageKind, ImportSource, MAX_VIRTUAL_SIZE, OperationId, RepoId, RepoUuid, ServeMode, Sha256, Size, Strategy, UserData, VolumeId } from '../api/values';
 import { MAX_IDLE_SECONDS } from '../api/options';
+import { SourceFormat } from './images/records';
 import { FixPlanSchema, FixData, StrayName } from './fixes/fix-data';
 import type { Activities } from './index';
 import type { WorkflowLocalActivities } from './workflow-local';
@@ -63,6 +64,19 @@ const PersistRequest = z.discriminatedUnion('op', [
     lookup: Lookup,
     bandwidth: Bandwidth.optional(),
   }),
+  z.strictObject({
+    op: z.literal('import-image'),
+    newImageId: ImageId,
+    source: ImportSource,
+    format: z.enum(['auto', 'raw', 'qcow2', 'vmdk', 'vhdx', 'vdi']),
+    sha256: Sha256.optional(),
+    operationId: OperationId,
+    userData: UserData,
+    strategy: Strategy,
+    kind: ImageKind,
+    autoFix: z.boolean(),
+    bandwidth: Bandwidth.optional(),
+  }),
   z.strictObject({ op: z.literal('mark-removed'), imageId: ImageId, operationId: OperationId }),
   z.strictObject({ op: z.literal('accept-fix'), data: FixData, operationId: OperationId, bandwidth: Bandwidth.optional() }),
   z.strictObject({ op: z.literal('resize-disk'), imageId: ImageId, newSize: Size, operationId: OperationId }),
@@ -101,6 +115,20 @@ const PersistStep = z.union([
       autoFix: z.boolean(),
       base: z.strictObject({ imageId: ImageId, volumeId: VolumeId }).nullable().optional(),
       bandwidth: Bandwidth.nullable().optional(),
+    }),
+  }),
+  z.strictObject({
+    op: z.literal('import-image'),
+    input: z.strictObject({
+      imageId: ImageId,
+      operationId: OperationId,
+      hostId: HostId,
+      size: z.number().int().positive().max(MAX_VIRTUAL_SIZE),
+      kind: ImageKind,
+      userData: UserData,
+      strategy: Strategy,
+      autoFix: z.boolean(),
+      job: z.strictObject({ location: ImportSource, format: SourceFormat, identity: z.string().max(1024), sha256: Sha256.nullable(), bandwidth: Bandwidth.nullable() }),
     }),
   }),
   z.strictObject({ op: z.literal('mark-removed'), input: z.strictObject({ imageId: ImageId, operationId: OperationId }) }),
@@ -151,6 +179,17 @@ export const ACTIVITY_INPUTS = {
   liveSnapshot: ImageStep,
   serveBackupExport: ImageStep.extend({ since: ImageId.nullable(), idleTimeoutSeconds: z.number().int().positive().max(MAX_IDLE_SECONDS) }),
   endBackupExport: ImageStep,
+  // Getting images in and out (activities/imports/)
+  measureImage: z.strictObject({
+    repoId: RepoId,
+    source: z.union([z.strictObject({ imageId: ImageId }), z.strictObject({ location: ImportSource })]),
+    strategy: Strategy,
+    format: z.enum(['auto', 'raw', 'qcow2', 'vmdk', 'vhdx', 'vdi']),
+    lookup: Lookup,
+  }),
+  holdForExport: z.strictObject({ repoId: RepoId, imageId: ImageId, operationId: OperationId }),
+  releaseExport: z.strictObject({ repoId: RepoId, imageId: ImageId, operationId: OperationId }),
+  exportImage: z.strictObject({ repoId: RepoId, imageId: ImageId, operationId: OperationId, path: AbsolutePath, format: z.enum(['qcow2', 'raw']), compress: z.boolean() }),
   // The SRM
   applyMetadataOnSrm: SrmMetadataInput,
   // Local activities of workflows

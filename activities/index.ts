@@ -7,6 +7,7 @@ import { createCheckActivities } from './fixes/check';
 import { createFixActivities } from './fixes/run-fixes';
 import { createHostImageActivities } from './host/images';
 import { createRepositoryActivities } from './host/repositories';
+import { createImportExportActivities } from './imports';
 import { createCleanActivities } from './images/clean';
 import { createMendActivities } from './images/mend';
 import { createPersistActivities } from './operations';
@@ -24,6 +25,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createFixActivities(deps),
     ...createSrmMetadataActivities(deps),
     ...createServingActivities(deps),
+    ...createImportExportActivities(deps),
   };
 }
 

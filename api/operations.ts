@@ -13,14 +13,17 @@ import {
   CopyImageOptions,
   CreateSnapshotOptions,
   CreateVirtualDiskOptions,
+  ExportImageOptions,
   FixOptions,
+  ImportImageOptions,
+  MeasureOptions,
   RemoveImageOptions,
   ResizeVirtualDiskOptions,
   ServeBackupOptions,
   PrepareOptions,
   TeardownOptions,
 } from './options';
-import { HostId, ImageId, RepoId, Size, UserData } from './values';
+import { AbsolutePath, HostId, ImageId, ImportSource, RepoId, Size, UserData } from './values';
 
 const onHost = { hostId: HostId };
 
@@ -53,6 +56,41 @@ export const CopyImageInput = z.strictObject({
   userData: UserData.default({}),
   options: CopyImageOptions.default(CopyImageOptions.parse({})),
 });
+export const ImportImageInput = z.strictObject({
+  ...onHost,
+  targetRepoId: RepoId,
+  source: ImportSource,
+  userData: UserData.default({}),
+  options: ImportImageOptions.default(ImportImageOptions.parse({})),
+});
+export const ExportImageInput = z.strictObject({
+  ...onHost,
+  repositoryId: RepoId,
+  imageId: ImageId,
+  /** Written on hostId: a new file (an existing one is refused), made under a temporary name and renamed when complete. */
+  path: AbsolutePath,
+  options: ExportImageOptions.default(ExportImageOptions.parse({})),
+});
+export const MeasureImageInput = z.strictObject({
+  ...onHost,
+  targetRepoId: RepoId,
+  /** An image (found as copyImage finds it) or an import source. */
+  source: z.union([z.strictObject({ imageId: ImageId }), z.strictObject({ location: ImportSource })]),
+  options: MeasureOptions.default(MeasureOptions.parse({})),
+});
+export const Measurement = z.object({
+  /** Bytes the new volume takes with the data it receives (qemu-img measure). */
+  requiredBytes: z.number().int().nonnegative(),
+  /** Bytes it takes once every block is written. */
+  fullyAllocatedBytes: z.number().int().nonnegative(),
+  freeBytes: z.number().int().nonnegative(),
+  fits: z.boolean(),
+  virtualSize: z.number().int().positive(),
+  sourceFormat: z.string(),
+  targetFormat: z.enum(['raw', 'qcow2']),
+});
+export const ExportOutput = z.object({ path: AbsolutePath, bytes: z.number().int().nonnegative() });
+export const OperationStartedOutput = z.object({ operationId: z.string() });
 export const RemoveImageInput = z.strictObject({
   ...onHost,
   repositoryId: RepoId,
@@ -135,6 +173,12 @@ export type RemoveImageInput = z.input<typeof RemoveImageInput>;
 export type ResizeVirtualDiskInput = z.input<typeof ResizeVirtualDiskInput>;
 export type ServeBackupInput = z.input<typeof ServeBackupInput>;
 export type ServeBackupOutput = z.infer<typeof ServeBackupOutput>;
+export type ImportImageInput = z.input<typeof ImportImageInput>;
+export type ExportImageInput = z.input<typeof ExportImageInput>;
+export type MeasureImageInput = z.input<typeof MeasureImageInput>;
+export type Measurement = z.infer<typeof Measurement>;
+export type ExportOutput = z.infer<typeof ExportOutput>;
+export type OperationStartedOutput = z.infer<typeof OperationStartedOutput>;
 export type ImageRefInput = z.input<typeof ImageRefInput>;
 export type PrepareImageInput = z.input<typeof PrepareImageInput>;
 export type TeardownImageInput = z.input<typeof TeardownImageInput>;
@@ -160,6 +204,12 @@ export const CALL_DESCRIPTIONS = {
   copyImage:
     'Persists a copy of imageId in targetRepoId (only what differs from baseImageId, a snapshot there, when given) and answers its id once durable; the data moves by a fix. A copy is always of one instant of its source. ' +
     'IMAGE_IN_USE while the source is a virtual disk prepared for a VM (named hosts), unless it is served (prepareImage with serve): then the copy is a live backup of one instant, in the daemon serving it. options.bandwidth caps the bytes per second it moves. IMAGE_BUSY while another operation works on the source disk (named), or the source or base is not complete yet.',
+  importImage:
+    'Probes source (a file on hostId, or an http(s) URL answering byte ranges) without following any backing or data file named inside it (INVALID_ARGUMENT for a source that names one), measures the room its data needs in targetRepoId (NO_SPACE before anything is written), persists the new image, broken, and answers its id once durable; the data moves by a fix on hostId, resumably. With options.sha256 the source is verified before the image becomes usable.',
+  exportImage:
+    'Copies one instant of the image into a new file at path on hostId (qcow2 or raw, optionally compressed) and answers the operation id once the image is held for the export; the operation ends when the file is complete. ' +
+    'IMAGE_IN_USE while the image is a virtual disk prepared for a VM (named hosts). IMAGE_BUSY while another operation changes it.',
+  measureImage: 'How many bytes a copy of an image, or an import of a source, needs in targetRepoId (qemu-img measure), and whether it fits now.',
   removeImage:
     'Marks the image removed (logical and immediate) and stops the operation working on it; a clean fix reclaims its volumes once no other image needs them. IMAGE_IN_USE while it is prepared for a VM on any host (named).',
   resizeVirtualDisk:
@@ -197,6 +247,9 @@ export const WORKFLOW_CONTRACTS = {
   createVirtualDisk: { input: CreateVirtualDiskInput, output: NewImageOutput },
   createSnapshot: { input: CreateSnapshotInput, output: NewImageOutput },
   copyImage: { input: CopyImageInput, output: NewImageOutput },
+  importImage: { input: ImportImageInput, output: NewImageOutput },
+  exportImage: { input: ExportImageInput, output: OperationStartedOutput },
+  measureImage: { input: MeasureImageInput, output: Measurement },
   removeImage: { input: RemoveImageInput, output: NoOutput },
   resizeVirtualDisk: { input: ResizeVirtualDiskInput, output: NoOutput },
   serveBackup: { input: ServeBackupInput, output: ServeBackupOutput },

@@ -1,6 +1,6 @@
 /** The `options` argument of each call (API.md, "options of the image calls"). Unknown keys are refused. */
 import { z } from 'zod';
-import { HostId, ImageId, ImageKind, RepoId, RequestId, ServeMode, Strategy } from './values';
+import { HostId, ImageId, ImageKind, RepoId, RequestId, ServeMode, Sha256, Strategy } from './values';
 
 const lookup = {
   participatingRepositories: z.array(RepoId).min(1, { error: 'must list at least one repository' }).optional(),
@@ -46,6 +46,35 @@ export const CopyImageOptions = z.strictObject({
   requestId: RequestId.optional(),
 });
 export type CopyImageOptions = z.infer<typeof CopyImageOptions>;
+
+export const ImportImageOptions = z.strictObject({
+  autoFix: z.boolean().default(true),
+  strategy: Strategy.default('space'),
+  kind: ImageKind.default('virtual-disk'),
+  /** The source's format; `auto` reads its magic (a file that is none of the others is raw). */
+  format: z.enum(['auto', 'raw', 'qcow2', 'vmdk', 'vhdx', 'vdi']).default('auto'),
+  /** Verified over the source's bytes before the image becomes usable. */
+  sha256: Sha256.optional(),
+  bandwidth: Bandwidth.optional(),
+  requestId: RequestId.optional(),
+});
+export type ImportImageOptions = z.infer<typeof ImportImageOptions>;
+
+export const ExportImageOptions = z.strictObject({
+  format: z.enum(['qcow2', 'raw']).default('qcow2'),
+  /** qcow2 compressed clusters (slower, smaller). */
+  compress: z.boolean().default(false),
+  ...lookup,
+  requestId: RequestId.optional(),
+});
+export type ExportImageOptions = z.infer<typeof ExportImageOptions>;
+
+export const MeasureOptions = z.strictObject({
+  strategy: Strategy.default('space'),
+  format: ImportImageOptions.shape.format,
+  ...lookup,
+});
+export type MeasureOptions = z.infer<typeof MeasureOptions>;
 
 export const RemoveImageOptions = z.strictObject({
   autoFix: z.boolean().default(true),

@@ -94,6 +94,23 @@ export const AbsolutePath = z
   })
   .describe('an absolute, normalised path: no "..", "." or empty segments, no trailing "/"');
 
+/**
+ * Where an import reads from: an absolute path on the importing host (a regular file), or an
+ * http(s) URL (the server must answer byte ranges: qemu's curl driver reads it by ranges).
+ */
+export const ImportSource = z
+  .string({ error: 'must be an absolute path or an http(s) URL' })
+  .min(1, { error: 'must not be empty' })
+  .max(4096, { error: 'must be at most 4096 characters' })
+  .refine((s) => !s.includes('\0') && !/[\s]/.test(s.startsWith('/') ? '' : s), { error: 'must not contain NUL or (in a URL) whitespace' })
+  .refine((s) => (s.startsWith('/') ? AbsolutePath.safeParse(s).success : /^https?:\/\/[^/?#\s]+(\/[^\s]*)?$/i.test(s)), {
+    error: 'must be an absolute, normalised path or an http:// or https:// URL',
+  })
+  .describe('an absolute path on the importing host, or an http(s) URL whose server answers byte ranges');
+
+/** A SHA-256 digest, lowercase hex. */
+export const Sha256 = z.string({ error: 'must be a SHA-256 in hex' }).regex(/^[0-9a-f]{64}$/, { error: 'must be 64 lowercase hex digits' });
+
 /** How deep a JSON value nests: 0 for a scalar, 1 for an object or array of scalars, ... */
 export function jsonDepth(value: unknown): number {
   let deepest = 0;

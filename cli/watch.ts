@@ -64,3 +64,23 @@ export async function watchImage(client: StorageClient, repoId: string, imageId:
     bars.stop();
   }
 }
+
+/** Draws an operation's progress (its `progress` query) until it ends; fails with its code. */
+export async function watchOperation(client: StorageClient, operationId: string, intervalMs = 500): Promise<void> {
+  const tty = process.stderr.isTTY;
+  const bars = new MultiBar({ format: ' export [{bar}] {percentage}%', hideCursor: true, stream: process.stderr, noTTYOutput: false }, Presets.shades_classic);
+  const bar = tty ? bars.create(100, 0) : undefined;
+  let ended = false;
+  const result = client.waitForOperation(operationId).finally(() => (ended = true));
+  try {
+    while (!ended) {
+      const progress = await client.operationProgress(operationId).catch(() => null);
+      if (progress?.step) bar?.update(progress.step.percentComplete);
+      await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, intervalMs))]);
+    }
+    await result;
+    bar?.update(100);
+  } finally {
+    bars.stop();
+  }
+}

@@ -22,6 +22,10 @@ import {
   ConnectStorageRepositoryInput,
   FixStorageRepositoryInput,
   CopyImageInput,
+  ExportImageInput,
+  ImportImageInput,
+  Measurement,
+  MeasureImageInput,
   CreateSnapshotInput,
   ResizeVirtualDiskInput,
   ServeBackupInput,
@@ -182,6 +186,27 @@ export class StorageClient {
     } catch (error) {
       throw this.failure(error);
     }
+  }
+
+  /**
+   * Imports a file on this client's host (an absolute path) or an http(s) URL into targetRepoId;
+   * answers the new image's id once persisted (the data moves by its fix, watched by status).
+   */
+  async importImage(targetRepoId: string, source: string, userData: Json = {}, options: Json = {}): Promise<string> {
+    const input = this.check(ImportImageInput, { hostId: this.hostId, targetRepoId, source, userData, options });
+    const result = await this.operate('importImage', input, input.options.requestId);
+    return result.imageId;
+  }
+
+  /** Starts an export of the image into a new file at `path` on this host; answers its operationId (waitForOperation, operationProgress). */
+  async exportImage(repositoryId: string, imageId: string, path: string, options: Json = {}): Promise<{ operationId: string }> {
+    const input = this.check(ExportImageInput, { hostId: this.hostId, repositoryId, imageId, path, options });
+    return this.operate('exportImage', input, input.options.requestId);
+  }
+
+  /** The room a copy of an image (`{ imageId }`) or an import (`{ location }`) needs in targetRepoId. */
+  async measureImage(targetRepoId: string, source: { imageId: string } | { location: string }, options: Json = {}): Promise<Measurement> {
+    return this.call('measureImage', this.check(MeasureImageInput, { hostId: this.hostId, targetRepoId, source, options }));
   }
 
   async removeImage(repositoryId: string, imageId: string, options: Json = {}): Promise<void> {

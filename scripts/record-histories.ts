@@ -10,6 +10,7 @@
  * srmMetadataStep needs a clvm repository with its SRM on another host: its history is
  * recorded by test/integration/srm-clvm.test.ts instead.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -241,6 +242,21 @@ const scenarios: Scenario[] = [
       const cancelled = await c.serveBackup(repo, disk);
       await c.temporal.workflow.getHandle(cancelled.operationId).cancel();
       await c.waitForOperation(cancelled.operationId).catch(() => undefined);
+    },
+  ],
+  [
+    'import-export-measure',
+    async (c, { repo, scratch }) => {
+      const file = join(scratch, 'source.qcow2');
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', file, String(1 << 20)]);
+      const id = await c.importImage(repo, file);
+      await waitUsable(c, repo, id);
+      await c.measureImage(repo, { imageId: id });
+      await c.waitForOperation((await c.exportImage(repo, id, join(scratch, 'exported.qcow2'))).operationId);
+      await c.importImage(repo, file, {}, { sha256: '0'.repeat(64) });
+      const hostile = join(scratch, 'hostile.qcow2');
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-u', '-b', '/etc/hostname', '-F', 'raw', hostile, String(1 << 20)]);
+      await c.importImage(repo, hostile).catch(() => undefined);
     },
   ],
   ['disconnect-ok', (c, { repo }) => c.disconnectStorageRepository(repo)],

@@ -34,6 +34,8 @@ export interface OperationControl {
    * query says the same place: both come from the one route.
    */
   fix<T>(route: FixRoute, imageId: string | null, step: (route: FixRoute) => Promise<T>): Promise<T>;
+  /** Runs a step that changes no image's state (an export), cancellable, with its progress in the query. */
+  run<T>(step: () => Promise<T>): Promise<T>;
   /** Marks the operation done, for the progress query. */
   done(): void;
 }
@@ -97,6 +99,15 @@ export function operationControl(): OperationControl {
           running = undefined;
           runsOn = null;
         }
+      }
+    },
+    async run(step) {
+      state = 'fixing';
+      started = true;
+      try {
+        return await step();
+      } catch (error) {
+        throw codedFailure(error);
       }
     },
     done() {

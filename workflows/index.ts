@@ -6,6 +6,9 @@ export { startRepositoryManager, stopRepositoryManager } from './repository-mana
 export { createVirtualDisk } from './create-virtual-disk';
 export { createSnapshot } from './create-snapshot';
 export { copyImage } from './copy-image';
+export { importImage } from './import-image';
+export { exportImage } from './export-image';
+export { measureImage } from './measure-image';
 export { removeImage } from './remove-image';
 export { resizeVirtualDisk } from './resize-virtual-disk';
 export { serveBackup } from './serve-backup';

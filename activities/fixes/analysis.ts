@@ -26,6 +26,8 @@ export interface AnalysisOptions {
   maxChainLength: number;
   /** Temporary files older than this are leftovers, not writes in progress. */
   strayAgeMs: number;
+  /** Bytes free in the repository now: a copy that ran out of room is said not to fit. */
+  freeBytes?: number;
 }
 
 const short = (id: string) => id.slice(0, 8);
@@ -36,6 +38,21 @@ export function analyse(scan: RepositoryScan, options: AnalysisOptions): Planned
   const users = usersOfVolumes(scan);
   const busy = (image: ImageRecord) => !!image.operation && options.running.has(image.operation.id);
   const touches = (image: ImageRecord) => ({ images: { [image.imageId]: image.generation } });
+  /**
+   * Why a copy or import that stopped for want of room cannot be mended now (null: it can, or
+   * nothing says it ran out): what it needs against what is free, and what its mend does.
+   */
+  const roomIssue = (image: ImageRecord, job: { format: 'raw' | 'qcow2'; volumeId: string; doneBytes: number }, left: number): string | null => {
+    if (options.freeBytes === undefined || !/NO_SPACE|No space left|does not fit|needs \d+ bytes/.test(image.lastError ?? '')) return null;
+    const held = scan.stored.get(job.volumeId)?.allocatedBytes ?? 0;
+    // A lower bound (its data alone; the mend measures exactly before it writes): said only when even that cannot fit.
+    const needed = job.format === 'raw' ? image.size : job.doneBytes + left;
+    if (needed <= options.freeBytes + held) return null;
+    return (
+      `image ${image.imageId} cannot be mended now: its data needs at least ${needed} bytes and the repository has ${options.freeBytes} free${held ? ` (${held} more are held by its partial volume)` : ''}; ` +
+      `${held ? 'running this fix gives its partial volume back and stops with NO_SPACE; ' : ''}free space (remove images, then clean) or remove the image`
+    );
+  };
 
   // clean: removed images
   const neededByAnyRecord = new Set<string>();
@@ -116,14 +133,23 @@ export function analyse(scan: RepositoryScan, options: AnalysisOptions): Planned
       fixes.push({ plan: { type: 'mend', imageId: image.imageId, copyFrom: null, onHost: disk.served.hostId, ...touches(image) }, type: 'mend', imageIds: [image.imageId], description, bytes: 0 });
       continue;
     }
+    if (image.pending?.step === 'import') {
+      const job = image.pending.job;
+      const left = Math.max(0, (job.totalBytes ?? image.size) - job.doneBytes);
+      const room = roomIssue(image, job, left);
+      const description = room ?? `complete the import into image ${image.imageId} of ${job.source.location} on ${job.onHost} from its persisted progress (${job.totalBytes ? Math.floor((100 * job.doneBytes) / job.totalBytes) : 0}% done)`;
+      fixes.push({ plan: { type: 'mend', imageId: image.imageId, copyFrom: null, onHost: job.onHost, ...touches(image) }, type: 'mend', imageIds: [image.imageId], description, bytes: left });
+      continue;
+    }
     if (image.pending) {
       const work = image.pending;
-      const description =
-        work.step === 'copy'
+      const room = work.step === 'copy' ? roomIssue(image, work.job, Math.max(0, (work.job.totalBytes ?? image.size) - work.job.doneBytes)) : null;
+      const description = room ??
+        (work.step === 'copy'
           ? `complete the copy into image ${image.imageId} from its persisted progress (${work.job.totalBytes ? Math.floor((100 * work.job.doneBytes) / work.job.totalBytes) : 0}% done)`
           : work.parentId
               ? `make the overlay of image ${image.imageId} on volume ${short(work.parentId)}`
-              : `make the ${work.format} volume of image ${image.imageId}`;
+              : `make the ${work.format} volume of image ${image.imageId}`);
       const bytes = work.step === 'copy' ? Math.max(0, (work.job.totalBytes ?? image.size) - work.job.doneBytes) : work.step === 'create-volume' && work.preallocate ? image.size : 0;
       const copyFrom = work.step === 'copy' && work.job.source.repoUuid !== scan.repoUuid ? work.job.source.repoUuid : null;
       fixes.push({ plan: { type: 'mend', imageId: image.imageId, copyFrom, ...touches(image) }, type: 'mend', imageIds: [image.imageId], description, bytes });

@@ -21,7 +21,7 @@ export function createCheckActivities({ connections, operations, settings }: Act
       const claims = [...new Set(scan.images.flatMap((i) => (i.operation ? [i.operation.id] : [])))];
       const running = new Set<string>();
       await Promise.all(claims.map(async (id) => (await operations.isRunning(id)) && running.add(id)));
-      const fixes = analyse(scan, { running, maxChainLength: settings.maxChainLength, strayAgeMs: STRAY_AGE_MS });
+      const fixes = analyse(scan, { running, maxChainLength: settings.maxChainLength, strayAgeMs: STRAY_AGE_MS, freeBytes: await repo.freeBytes().catch(() => undefined) });
       const all = fixes
         .map(({ plan, type, imageIds, description, bytes }) => ({ type, imageIds, description, bytes, data: signFix(plan, scan.repoUuid, settings.fixKey) }))
         .sort((a, b) => ORDER[a.type] - ORDER[b.type]);

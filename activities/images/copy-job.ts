@@ -23,6 +23,7 @@ import { readChain, readImage, readVolume } from './image-store';
 import {
   claimForCopy,
   copySourceAfter,
+  forgetVolume,
   JobField,
   markVolumeLegal,
   NewVolume,
@@ -38,6 +39,7 @@ import { startTracking } from './change-tracking';
 import { runIncrementalCopy } from './incremental-job';
 import { runLiveFullCopy } from './live-copy-job';
 import { bandwidthOf, rangeBytesForPace, roomForData } from './copy-limits';
+import { measureChain, requireRoom } from '../imports/measure';
 import type { ChangeTracking, CopyJob, VolumeRecord } from './records';
 import type { SourceFacts } from './source-facts';
 
@@ -83,6 +85,11 @@ const PACE_SAMPLE_BYTES = 256 * MiB;
  * has copied before knows how much fits in the range duration.
  */
 const paceBetween = new Map<string, number>();
+
+/** What the copy's new volume needs (qemu-img measure of the source chain, as the copy's call measured it). */
+async function roomForCopy(sourceRepo: Repository, volumeId: string, job: CopyJob, size: number, signal: AbortSignal): Promise<number> {
+  return (await measureChain(sourceRepo, volumeId, job.format, size, job.preallocate, signal)).requiredBytes;
+}
 
 /** Activates a volume's chain, base first, and returns the path of its top. */
 async function activateChain(repo: Repository, volumes: VolumeRecord[]): Promise<string> {
@@ -165,6 +172,8 @@ async function copyAsAttempt(
     let madeHere = false;
     if (current.copiedUpTo === 0 || !stored || !(await readVolume(repo, current.volumeId))) {
       madeHere = true;
+      // Nothing is made that measurement says cannot fit (a mend of a copy that ran out of room waits for room).
+      if (!stored) await requireRoom(repo, await roomForCopy(sourceRepo, source.volumeId, current, image.size, signal), `the copy into image ${imageId}`);
       await recordIllegalVolume(repo, volume);
       await repo.createVolume({ volumeId: volume.volumeId, format: volume.format, size: volume.size, parent: null, preallocate: current.preallocate }, signal);
       if (current.copiedUpTo > 0) {
@@ -200,15 +209,27 @@ async function copyAsAttempt(
         const before = current.doneBytes;
         await repo.ensureCapacity(volume.volumeId, volume.format === 'raw' ? image.size : roomForData(before + range.dataBytes, image.size));
         const started = Date.now();
-        await copyRange(from, to, range, {
-          targetIsZero,
-          rateLimit: bandwidthOf(current, settings),
-          signal,
-          onProgress: (fraction) => {
-            const done = before + fraction * range.dataBytes;
-            progress.report(totalBytes ? (100 * done) / totalBytes : 100, { doneBytes: Math.floor(done), totalBytes });
-          },
-        });
+        try {
+          await copyRange(from, to, range, {
+            targetIsZero,
+            rateLimit: bandwidthOf(current, settings),
+            signal,
+            onProgress: (fraction) => {
+              const done = before + fraction * range.dataBytes;
+              progress.report(totalBytes ? (100 * done) / totalBytes : 100, { doneBytes: Math.floor(done), totalBytes });
+            },
+          });
+        } catch (error) {
+          // A volume the storage cannot hold is given back at once; the copy starts from zero once there is room.
+          // The space first (a record write may need some): a job left ahead of a missing volume starts over anyway.
+          if (error instanceof DiskflowError && error.code === 'NO_SPACE') {
+            await repo.deactivate(volume.volumeId).catch(() => undefined);
+            await repo.removeVolume(volume.volumeId).catch(() => undefined);
+            await forgetVolume(repo, volume.volumeId).catch(() => undefined);
+            await updateJob((j) => ({ ...j, copiedUpTo: 0, doneBytes: 0 })).catch(() => undefined);
+          }
+          throw error;
+        }
         const perSecond = range.dataBytes / Math.max(0.05, (Date.now() - started) / 1000);
         if (range.dataBytes >= PACE_SAMPLE_BYTES) paceBetween.set(paceKey, perSecond);
         chunk = sizedByPace(perSecond);

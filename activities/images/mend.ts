@@ -11,6 +11,7 @@ import type { ActivityDeps, ImageStep } from '../deps';
 import type { Repository } from '../repository/repository';
 import { failpoint, holdpoint } from '../failpoints';
 import { runCopyJob } from './copy-job';
+import { runImportJob } from '../imports/import-job';
 import { listImageRecords, readChain, readImage, readVolume } from './image-store';
 import {
   Actor,
@@ -178,6 +179,8 @@ export function createMendActivities(deps: ActivityDeps) {
       // (completePendingWork) is the one write that tells; a record write and a workflow task saved.
       await createVolume(repo, image, work, input.operationId, operations);
     } else if (work?.step === 'copy' && (await runCopyJob(deps, repo, input.imageId, 'pending', input.operationId)) === 'removed') {
+      return 'removed';
+    } else if (work?.step === 'import' && (await runImportJob(deps, repo, input.imageId)) === 'removed') {
       return 'removed';
     }
     const after = await completePendingWork(repo, input.imageId, actor, work);

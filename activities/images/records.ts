@@ -93,6 +93,35 @@ export type ChangeTracking = z.infer<typeof ChangeTracking>;
 export const IncrementalMethod = z.enum(['bitmap', 'compare']);
 export type IncrementalMethod = z.infer<typeof IncrementalMethod>;
 
+/** Formats an import reads (never following a backing or data file named inside the source). */
+export const SourceFormat = z.enum(['raw', 'qcow2', 'vmdk', 'vhdx', 'vdi']);
+export type SourceFormat = z.infer<typeof SourceFormat>;
+
+/**
+ * An import of a file on the importing host, or of an http(s) URL, into the image's one volume:
+ * resumable as a copy is (ranges in ascending order, `copiedUpTo` past whole ranges). The source
+ * is trusted only as it was probed: a different size, mtime or ETag starts the import over.
+ */
+export const ImportJob = z.object({
+  source: z.object({ location: z.string().min(1).max(4096), format: SourceFormat }),
+  /** What identifies the source's content when it was probed (size, and mtime or ETag/Last-Modified). */
+  identity: z.string().max(1024),
+  /** The host the import runs on (a local file is there). */
+  onHost: HostId,
+  /** The source's SHA-256 (lowercase hex) to verify before the image becomes usable; `verified` once it was. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
+  verified: z.boolean(),
+  volumeId: VolumeId,
+  format: VolumeFormat,
+  preallocate: z.boolean(),
+  copiedUpTo: Bytes,
+  totalBytes: Bytes.nullable(),
+  doneBytes: Bytes,
+  attempt: Uuid.nullable(),
+  bandwidth: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).nullable().default(null),
+});
+export type ImportJob = z.infer<typeof ImportJob>;
+
 /** What a mend must still do before the image is usable; null once it is. */
 export const PendingWork = z.discriminatedUnion('step', [
   /** Make the image's volume: blank, or a qcow2 overlay of `parentId`. */
@@ -106,6 +135,8 @@ export const PendingWork = z.discriminatedUnion('step', [
   }),
   /** Fill the image's volume with another image's content. */
   z.looseObject({ step: z.literal('copy'), job: CopyJob }),
+  /** Fill the image's volume from a file or URL outside the repository. */
+  z.looseObject({ step: z.literal('import'), job: ImportJob }),
   /** A snapshot's volume that a VM still writes until the live snapshot of `diskId` moves it off. */
   z.looseObject({ step: z.literal('live-snapshot'), diskId: ImageId }),
 ]);

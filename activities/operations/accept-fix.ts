@@ -14,6 +14,7 @@ import type { FixPlan } from '../fixes/plans';
 import { newCopyJob } from '../images/copy-job';
 import { listImageRecords, readImage } from '../images/image-store';
 import { claimForFix } from '../images/lifecycle';
+import { measureChain, requireRoom } from '../imports/measure';
 import { holdsVolumes, liveVolumeIds, volumesNeededBy } from '../images/references';
 import type { Repository } from '../repository/repository';
 import type { Operation } from './operation';
@@ -36,7 +37,16 @@ const stale = (why: string) => new DiskflowError('FIX_INVALID', `fix is stale: $
 export const acceptFix: Operation<AcceptFixRequest, AcceptFixInput, { plan: FixPlan }> = {
   async resolve({ connections, settings }, targetRepoId, request) {
     const target = connections.byRepoId(targetRepoId);
-    return { plan: openFix(request.data, target.header.uuid, settings.fixKey), operationId: request.operationId, ...(request.bandwidth ? { bandwidth: request.bandwidth } : {}) };
+    const plan = openFix(request.data, target.header.uuid, settings.fixKey);
+    // An optimize writes a whole new volume: one that cannot fit is NO_SPACE before it is accepted.
+    if (plan.type === 'optimize' && plan.reason !== 'resume') {
+      const image = await readImage(target, plan.imageId);
+      if (image && !image.removed) {
+        const room = await measureChain(target, image.volumeId, plan.format, image.size, plan.format === 'raw');
+        await requireRoom(target, room.requiredBytes, `optimizing image ${plan.imageId}`);
+      }
+    }
+    return { plan, operationId: request.operationId, ...(request.bandwidth ? { bandwidth: request.bandwidth } : {}) };
   },
 
   async persist(deps, repo, { plan, operationId, bandwidth }) {

@@ -17,7 +17,8 @@ import { locateImage } from '../host/lookup';
 import { COPY_STAGES, newCopyJob } from '../images/copy-job';
 import { readImage } from '../images/image-store';
 import { incrementalBase } from '../images/incremental-base';
-import { persistNewImage } from '../images/lifecycle';
+import { persistNewImage, servedOn } from '../images/lifecycle';
+import { measureChain, requireRoom } from '../imports/measure';
 import type { ImageRecord } from '../images/records';
 import { sourceFacts, SourceFacts } from '../images/source-facts';
 import type { Repository } from '../repository/repository';
@@ -67,6 +68,13 @@ export const copyImage: Operation<CopyImageRequest, PersistCopyInput, PersistedC
     const target = connections.byRepoId(targetRepoId);
     const located = await locateImage(connections, request.sourceId, request.lookup, targetRepoId);
     const actor = { operationId: request.operationId, hostId };
+    // Measured before anything is written or claimed: a copy that cannot fit is NO_SPACE at once.
+    const copied = located.image.kind === 'snapshot' && (request.kind ?? 'snapshot') === 'snapshot' && (await readImage(target, located.image.imageId));
+    if (!request.baseImageId && !copied && !(located.image.kind === 'virtual-disk' && servedOn(located.image))) {
+      const performance = request.strategy === 'performance';
+      const room = await measureChain(located.repo, located.image.volumeId, performance ? 'raw' : 'qcow2', located.image.size, performance);
+      await requireRoom(target, room.requiredBytes, `the copy of image ${located.image.imageId}`);
+    }
     const source = await sourceFacts(located.repo, located.image, actor, operations, { claim: request.autoFix });
     const kind = request.kind ?? source.kind;
     // "In case of copying an immutable image the ID will be identical to the original image."

@@ -9,6 +9,7 @@ import { serveBackup } from './begin-backup-export';
 import { copyImage } from './copy-image';
 import { createSnapshot } from './create-snapshot';
 import { createVirtualDisk } from './create-virtual-disk';
+import { importImage } from './import-image';
 import type { Operation } from './operation';
 import { removeImage } from './remove-image';
 import { resizeDisk } from './resize-disk';
@@ -17,6 +18,7 @@ export const OPERATIONS = {
   'create-virtual-disk': createVirtualDisk,
   'create-snapshot': createSnapshot,
   'copy-image': copyImage,
+  'import-image': importImage,
   'mark-removed': removeImage,
   'accept-fix': acceptFix,
   'resize-disk': resizeDisk,

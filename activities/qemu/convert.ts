@@ -17,6 +17,15 @@ export interface Endpoint {
   directIo: boolean;
 }
 
+/** A source opened through an explicit blockdev (an import: a file or URL outside any repository). */
+export interface SpecEndpoint {
+  spec: Record<string, unknown>;
+}
+
+export type Source = Endpoint | SpecEndpoint;
+
+const specArgs = (source: Source) => ('spec' in source ? [`json:${JSON.stringify(source.spec)}`] : ['-U', '-f', source.format, source.path]);
+
 export interface Extent {
   start: number;
   length: number;
@@ -42,8 +51,8 @@ interface MapEntry {
 }
 
 /** The extents of the image's content that are not known to read as zeros. */
-export async function dataExtents(source: Endpoint, signal?: AbortSignal): Promise<Extent[]> {
-  const { stdout } = await run('qemu-img', ['map', '--output=json', '-U', '-f', source.format, source.path], { signal });
+export async function dataExtents(source: Source, signal?: AbortSignal): Promise<Extent[]> {
+  const { stdout } = await run('qemu-img', ['map', '--output=json', ...specArgs(source)], { signal });
   const entries = JSON.parse(stdout) as MapEntry[];
   return entries.filter((e) => !e.zero).map((e) => ({ start: e.start, length: e.length }));
 }
@@ -96,7 +105,8 @@ async function protocolDriver(path: string): Promise<'file' | 'host_device'> {
 /** qemu's option syntax doubles commas inside values. */
 const escape = (value: string) => value.replace(/,/g, ',,');
 
-async function sliceSpec(endpoint: Endpoint, range: CopyRange): Promise<string> {
+async function sliceSpec(endpoint: Source, range: CopyRange): Promise<string> {
+  if ('spec' in endpoint) return `json:${JSON.stringify({ driver: 'raw', offset: range.start, size: range.end - range.start, file: endpoint.spec })}`;
   const protocol = `driver=${await protocolDriver(endpoint.path)},filename=${escape(endpoint.path)}`;
   const slice = `driver=raw,offset=${range.start},size=${range.end - range.start}`;
   if (endpoint.format === 'raw') return `${slice},${protocol.replace('driver=', 'file.driver=').replace('filename=', 'file.filename=')}`;
@@ -113,12 +123,14 @@ export interface CopyRangeOptions {
   onProgress?: (fraction: number) => void;
 }
 
-export async function copyRange(source: Endpoint, target: Endpoint, range: CopyRange, options: CopyRangeOptions): Promise<void> {
+export async function copyRange(source: Source, target: Endpoint, range: CopyRange, options: CopyRangeOptions): Promise<void> {
   const args = ['convert', '-p', '-n', '-W'];
   if (options.targetIsZero) args.push('--target-is-zero');
-  if (source.directIo) args.push('-T', 'none');
+  if ('directIo' in source && source.directIo) args.push('-T', 'none');
   if (target.directIo) args.push('-t', 'none');
   if (options.rateLimit) args.push('-r', String(options.rateLimit));
-  args.push('--image-opts', await sliceSpec(source, range), '--target-image-opts', await sliceSpec(target, range));
+  // A blockdev source is a json: filename (--image-opts takes key=value options only).
+  if (!('spec' in source)) args.push('--image-opts');
+  args.push(await sliceSpec(source, range), '--target-image-opts', await sliceSpec(target, range));
   await run('qemu-img', args, { signal: options.signal, onStdout: progressParser(options.onProgress) });
 }

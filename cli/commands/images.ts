@@ -4,7 +4,9 @@ import type { ServeMode } from '../../api/values';
 import { parseSize } from '../parse';
 import { printImageList, printImageStatus } from '../output';
 import { withClient } from '../run';
-import { watchImage } from '../watch';
+import { watchImage, watchOperation } from '../watch';
+import { resolve } from 'node:path';
+import { formatBytes } from '../output';
 import { callOptions, ImageFlags, userDataOf, withImageFlags } from './image-options';
 
 const say = (text: string) => process.stdout.write(`${text}\n`);
@@ -78,6 +80,68 @@ export function imageCommand(): Command {
       (newId) => say(newId),
     ),
   );
+
+  const sourceOf = (source: string) => (/^https?:\/\//i.test(source) ? source : resolve(source));
+  withImageFlags(
+    image
+      .command('import <repoId> <source>')
+      .description('import a file (on this host) or an http(s) URL answering byte ranges as a new image; draws progress, then prints its id')
+      .addOption(new Option('--format <format>', 'the source\'s format (auto: read its header)').choices(['auto', 'raw', 'qcow2', 'vmdk', 'vhdx', 'vdi']))
+      .addOption(new Option('--kind <kind>', 'the new image\'s kind').choices(['virtual-disk', 'snapshot']))
+      .option('--sha256 <hex>', 'verify the source\'s SHA-256 before the image becomes usable')
+      .option('--no-watch', 'print the id once persisted, without waiting for the data'),
+    { strategy: true, userData: true },
+  ).action(
+    withClient(
+      async (client, repoId: string, source: string, o: ImageFlags & { format?: string; kind?: string; sha256?: string; watch: boolean }) => {
+        const options = { ...callOptions(o), ...(o.format ? { format: o.format } : {}), ...(o.kind ? { kind: o.kind } : {}), ...(o.sha256 ? { sha256: o.sha256.toLowerCase() } : {}) };
+        const id = await client.importImage(repoId, sourceOf(source), userDataOf(o), options);
+        if (o.watch && o.autoFix !== false) {
+          const status = await watchImage(client, repoId, id);
+          if (status.status === 'broken') throw new Error(`import into ${id} stopped: ${status.lastError ?? 'unknown'}`);
+        }
+        return id;
+      },
+      (newId) => say(newId),
+    ),
+  );
+
+  image
+    .command('export <repoId> <imageId> <file>')
+    .description('write one instant of an image into a new file on this host, with progress')
+    .addOption(new Option('--format <format>', 'the file\'s format').choices(['qcow2', 'raw']).default('qcow2'))
+    .option('--compress', 'compressed qcow2 clusters')
+    .option('--request-id <id>', 'idempotency key: the same request twice has one effect')
+    .action(
+      withClient(
+        async (client, repoId: string, imageId: string, file: string, o: { format: string; compress?: boolean; requestId?: string }) => {
+          const { operationId } = await client.exportImage(repoId, imageId, resolve(file), { format: o.format, compress: !!o.compress, ...(o.requestId ? { requestId: o.requestId } : {}) });
+          await watchOperation(client, operationId);
+          return resolve(file);
+        },
+        (path) => say(path),
+      ),
+    );
+
+  image
+    .command('measure <targetRepoId> <imageIdOrSource>')
+    .description('the room a copy of an image, or an import of a file or URL, needs in a repository (qemu-img measure), and whether it fits')
+    .addOption(new Option('--strategy <strategy>', 'the new volume\'s format: space (qcow2) or performance (raw, preallocated)').choices(['space', 'performance']))
+    .addOption(new Option('--format <format>', 'an import source\'s format').choices(['auto', 'raw', 'qcow2', 'vmdk', 'vhdx', 'vdi']))
+    .action(
+      withClient(
+        (client, repoId: string, what: string, o: { strategy?: string; format?: string }) =>
+          client.measureImage(repoId, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(what) ? { imageId: what } : { location: sourceOf(what) }, {
+            ...(o.strategy ? { strategy: o.strategy } : {}),
+            ...(o.format ? { format: o.format } : {}),
+          }),
+        (m) =>
+          say(
+            `${m.sourceFormat} -> ${m.targetFormat}: needs ${formatBytes(m.requiredBytes)} (${m.requiredBytes} bytes; ${m.fullyAllocatedBytes} fully allocated), ` +
+              `${formatBytes(m.freeBytes)} free: ${m.fits ? 'fits' : 'does NOT fit (NO_SPACE)'}`,
+          ),
+      ),
+    );
 
   image
     .command('serve-backup <repoId> <imageId>')

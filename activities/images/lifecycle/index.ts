@@ -27,6 +27,7 @@ export * from './prepared';
 export * from './chains';
 export * from './removal';
 export * from './copy-jobs';
+export * from './imports';
 export * from './volumes';
 export * from './served';
 export * from './resize';
