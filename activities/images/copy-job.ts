@@ -26,7 +26,7 @@ import {
   forgetVolume,
   JobField,
   markVolumeLegal,
-  NewVolume,
+  newVolume,
   recordCopyOutcome,
   recordIllegalVolume,
   releaseCopySource,
@@ -157,15 +157,7 @@ async function copyAsAttempt(
     }
 
     // The target volume: made fresh when the copy starts from zero, reused when it resumes.
-    const volume: NewVolume = {
-      schema: 'diskflow.volume/1',
-      volumeId: current.volumeId,
-      format: current.format,
-      parentId: null,
-      size: image.size,
-      createdAt: new Date().toISOString(),
-      createdBy: image.createdBy,
-    };
+    const volume = newVolume({ volumeId: current.volumeId, format: current.format, size: image.size, createdBy: image.createdBy });
     const stored = (await repo.listVolumes()).some((v) => v.volumeId === current.volumeId);
     // Whether this attempt made the target volume: then every byte of it is written by this
     // attempt's qemu-img runs, each of which exited 0 (flushed), or the step failed.

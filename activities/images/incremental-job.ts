@@ -25,7 +25,7 @@ import { bitmapName, dropBitmap, judgeTracking, startTracking } from './change-t
 import { dropServedBitmap, listServedBitmaps, liveBackup } from '../serving/live-copy';
 import { bandwidthOf } from './copy-limits';
 import { readChain, readImage, readVolume } from './image-store';
-import { copySourceAfter, markVolumeLegal, NewVolume, recordCopyOutcome, recordIllegalVolume, servedOn } from './lifecycle';
+import { copySourceAfter, markVolumeLegal, newVolume, recordCopyOutcome, recordIllegalVolume, servedOn } from './lifecycle';
 import type { ProgressReporter } from './progress';
 import type { ChangeTracking, CopyJob, ImageRecord, VolumeRecord } from './records';
 import type { VolumeFormat } from '../qemu/qemu-img';
@@ -83,15 +83,7 @@ export async function runIncrementalCopy(ctx: IncrementalContext): Promise<'done
     const baseImage = await readImage(repo, base.imageId);
     const sourceChain = await readChain(sourceRepo, source.volumeId);
     const baseChain = await readChain(repo, base.volumeId);
-    const volume: NewVolume = {
-      schema: 'diskflow.volume/1',
-      volumeId: current.volumeId,
-      format: 'qcow2',
-      parentId: base.volumeId,
-      size: image.size,
-      createdAt: new Date().toISOString(),
-      createdBy: image.createdBy,
-    };
+    const volume = newVolume({ volumeId: current.volumeId, format: 'qcow2', size: image.size, createdBy: image.createdBy, parentId: base.volumeId });
     try {
       const topPath = await activateChain(sourceRepo, sourceChain);
       const bitmaps = sourceChain[0].format !== 'qcow2' ? [] : liveOn ? await listServedBitmaps(home, source.imageId) : await listBitmaps(topPath, { signal });

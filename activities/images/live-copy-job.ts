@@ -15,7 +15,7 @@ import { liveBackup, liveBackupUnderway } from '../serving/live-copy';
 import { bitmapName } from './change-tracking';
 import { bandwidthOf, roomForData } from './copy-limits';
 import { readChain, readImage } from './image-store';
-import { copySourceAfter, markVolumeLegal, recordCopyOutcome, recordIllegalVolume } from './lifecycle';
+import { copySourceAfter, markVolumeLegal, newVolume, recordCopyOutcome, recordIllegalVolume } from './lifecycle';
 import type { ProgressReporter } from './progress';
 import type { CopyJob, ImageRecord } from './records';
 
@@ -39,15 +39,7 @@ export async function runLiveFullCopy(ctx: LiveCopyContext): Promise<'done' | 'r
     const restarted = await ctx.updateJob((j) => ({ ...j, source: { ...j.source, contentEpoch: source.contentEpoch }, copiedUpTo: 0, doneBytes: 0, totalBytes: null }));
     if (restarted === 'removed') return 'removed';
     job = restarted;
-    await recordIllegalVolume(repo, {
-      schema: 'diskflow.volume/1',
-      volumeId: job.volumeId,
-      format: job.format,
-      parentId: null,
-      size: image.size,
-      createdAt: new Date().toISOString(),
-      createdBy: image.createdBy,
-    });
+    await recordIllegalVolume(repo, newVolume({ volumeId: job.volumeId, format: job.format, size: image.size, createdBy: image.createdBy }));
     await repo.createVolume({ volumeId: job.volumeId, format: job.format, size: image.size, parent: null, preallocate: job.preallocate });
   }
   const chain = await readChain(sourceRepo, source.volumeId);

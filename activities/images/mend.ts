@@ -22,6 +22,7 @@ import {
   markServingRestored,
   markVolumeLegal,
   OperationRegistry,
+  newVolume,
   recordIllegalVolume,
   recordStoppedWork,
   releaseClaim,
@@ -77,15 +78,7 @@ async function createVolume(repo: Repository, image: ImageRecord, work: CreateVo
     for (const volume of [...chain].reverse()) await repo.activate(volume.volumeId, volume.format);
     parent = { volumeId: parentVolume.volumeId, format: parentVolume.format };
   }
-  const volume = {
-    schema: 'diskflow.volume/1' as const,
-    volumeId: image.volumeId,
-    format: work.format,
-    parentId: work.parentId,
-    size: image.size,
-    createdAt: new Date().toISOString(),
-    createdBy: operationId,
-  };
+  const volume = newVolume({ volumeId: image.volumeId, format: work.format, size: image.size, createdBy: operationId, parentId: work.parentId });
   // Illegal before the first byte is written, legal only after the last.
   await recordIllegalVolume(repo, volume);
   failpoint('mend.volume-illegal');

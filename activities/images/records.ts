@@ -43,29 +43,34 @@ export const CopySource = z.object({
 });
 export type CopySource = z.infer<typeof CopySource>;
 
+/** What every job that fills one new volume range by range records (a copy, an import). */
+const VolumeFill = {
+  /** The volume being written; it is not legal until the job is done. */
+  volumeId: VolumeId,
+  format: VolumeFormat,
+  preallocate: z.boolean(),
+  copiedUpTo: Bytes,
+  /** Bytes of data (not virtual size) the job moves, and how many of them are done. */
+  totalBytes: Bytes.nullable(),
+  doneBytes: Bytes,
+  /** The attempt that owns the job now: an older attempt that finds another one here stops. */
+  attempt: Uuid.nullable(),
+  /** Bytes per second the job may move, as its call asked (null: the host's DISKFLOW_COPY_RATE_LIMIT, or unlimited). */
+  bandwidth: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).nullable().default(null),
+};
+
 /**
  * A copy of an image's content into one new volume, resumable: ranges of the source are copied
  * in ascending order and `copiedUpTo` (a virtual offset) only moves past whole ranges.
  */
 export const CopyJob = z.object({
   source: CopySource,
-  /** The volume being written; it is not legal until the job is done. */
-  volumeId: VolumeId,
-  format: VolumeFormat,
-  preallocate: z.boolean(),
-  copiedUpTo: Bytes,
-  /** Bytes of data (not virtual size) the copy moves, and how many of them are done. */
-  totalBytes: Bytes.nullable(),
-  doneBytes: Bytes,
-  /** The attempt that owns the job now: an older attempt that finds another one here stops. */
-  attempt: Uuid.nullable(),
+  ...VolumeFill,
   /**
    * An incremental copy: the volume is a qcow2 overlay of this image's volume (a snapshot in the
    * same repository) and receives only what differs from it (docs: "Incremental copies").
    */
   base: z.object({ imageId: ImageId, volumeId: VolumeId }).nullable().default(null),
-  /** Bytes per second the copy may move, as its call asked (null: the host's DISKFLOW_COPY_RATE_LIMIT, or unlimited). */
-  bandwidth: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).nullable().default(null),
 });
 export type CopyJob = z.infer<typeof CopyJob>;
 
@@ -111,14 +116,7 @@ export const ImportJob = z.object({
   /** The source's SHA-256 (lowercase hex) to verify before the image becomes usable; `verified` once it was. */
   sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
   verified: z.boolean(),
-  volumeId: VolumeId,
-  format: VolumeFormat,
-  preallocate: z.boolean(),
-  copiedUpTo: Bytes,
-  totalBytes: Bytes.nullable(),
-  doneBytes: Bytes,
-  attempt: Uuid.nullable(),
-  bandwidth: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).nullable().default(null),
+  ...VolumeFill,
 });
 export type ImportJob = z.infer<typeof ImportJob>;
 

@@ -17,7 +17,7 @@ import * as qemuImg from '../qemu/qemu-img';
 import type { Repository } from '../repository/repository';
 import { roomForData } from '../images/copy-limits';
 import { readImage, readVolume } from '../images/image-store';
-import { forgetVolume, markVolumeLegal, NewVolume, recordIllegalVolume, takeOverImportJob, updateImportJob } from '../images/lifecycle';
+import { forgetVolume, markVolumeLegal, newVolume, recordIllegalVolume, takeOverImportJob, updateImportJob } from '../images/lifecycle';
 import { ProgressReporter } from '../images/progress';
 import type { ImportJob } from '../images/records';
 import { requireRoom } from './measure';
@@ -75,15 +75,7 @@ export async function runImportJob(deps: ActivityDeps, repo: Repository, imageId
     const totalBytes = planRanges(extents, image.size, Number.MAX_SAFE_INTEGER).reduce((sum, r) => sum + r.dataBytes, 0);
 
     // The target volume: made fresh when the import starts from zero, reused when it resumes.
-    const volume: NewVolume = {
-      schema: 'diskflow.volume/1',
-      volumeId: job.volumeId,
-      format: job.format,
-      parentId: null,
-      size: image.size,
-      createdAt: new Date().toISOString(),
-      createdBy: image.createdBy,
-    };
+    const volume = newVolume({ volumeId: job.volumeId, format: job.format, size: image.size, createdBy: image.createdBy });
     const stored = (await repo.listVolumes()).some((v) => v.volumeId === job.volumeId);
     if (job.copiedUpTo === 0 || !stored || !(await readVolume(repo, job.volumeId))) {
       // Nothing is made that measurement says cannot fit.

@@ -14,7 +14,7 @@ import type { ActivityDeps, ImageStep } from '../deps';
 import { failpoint } from '../failpoints';
 import type { LeftBehind } from '../fixes/run-fixes';
 import { readChain, requireImage } from '../images/image-store';
-import { assertClaimedBy, liveTopMoved, markVolumeLegal, recordIllegalVolume, recordLiveStep, releaseClaim } from '../images/lifecycle';
+import { assertClaimedBy, liveTopMoved, markVolumeLegal, newVolume, recordIllegalVolume, recordLiveStep, releaseClaim } from '../images/lifecycle';
 import type { ProgressReporter } from '../images/progress';
 import type { Repository } from '../repository/repository';
 import { jobState, runJob } from './block-jobs';
@@ -41,15 +41,7 @@ export async function runLiveOptimize(deps: ActivityDeps, repo: Repository, inpu
     if (!(await jobState(qmp, jobId))) {
       // No mirror runs into it: the new volume is made fresh (a half-filled one is no use).
       if ((await namedNodes(qmp)).has(nodeName(job.volumeId))) await qmp.execute('blockdev-del', { 'node-name': nodeName(job.volumeId) });
-      await recordIllegalVolume(repo, {
-        schema: 'diskflow.volume/1',
-        volumeId: job.volumeId,
-        format: job.format,
-        parentId: null,
-        size: image.size,
-        createdAt: new Date().toISOString(),
-        createdBy: input.operationId,
-      });
+      await recordIllegalVolume(repo, newVolume({ volumeId: job.volumeId, format: job.format, size: image.size, createdBy: input.operationId }));
       await repo.createVolume({ volumeId: job.volumeId, format: job.format, size: image.size, parent: null, preallocate: job.preallocate });
       await repo.growForVm(job.volumeId, image.size);
       const path = await repo.activate(job.volumeId, job.format);

@@ -12,7 +12,7 @@
 import type { ActivityDeps } from '../deps';
 import { failpoint } from '../failpoints';
 import { readVolume, requireImage } from '../images/image-store';
-import { Actor, completeFrozenSnapshot, liveTopMoved, markVolumeLegal, recordIllegalVolume } from '../images/lifecycle';
+import { Actor, completeFrozenSnapshot, liveTopMoved, markVolumeLegal, newVolume, recordIllegalVolume } from '../images/lifecycle';
 import type { ImageRecord } from '../images/records';
 import type { Repository } from '../repository/repository';
 import { ServingDaemon } from './daemon';
@@ -41,15 +41,7 @@ export async function runLiveSnapshot(deps: ActivityDeps, repo: Repository, disk
  */
 export async function makeOverlay(repo: Repository, disk: ImageRecord, overlay: string, actor: Actor): Promise<string> {
   const top = (await readVolume(repo, disk.volumeId))!;
-  await recordIllegalVolume(repo, {
-    schema: 'diskflow.volume/1',
-    volumeId: overlay,
-    format: 'qcow2',
-    parentId: top.volumeId,
-    size: disk.size,
-    createdAt: new Date().toISOString(),
-    createdBy: actor.operationId,
-  });
+  await recordIllegalVolume(repo, newVolume({ volumeId: overlay, format: 'qcow2', size: disk.size, createdBy: actor.operationId, parentId: top.volumeId }));
   await repo.createVolume({ volumeId: overlay, format: 'qcow2', size: disk.size, parent: { volumeId: top.volumeId, format: top.format }, preallocate: false });
   // The VM writes it as soon as it is switched: nothing may grow it under the VM.
   await repo.growForVm(overlay, disk.size);

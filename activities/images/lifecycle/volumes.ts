@@ -7,6 +7,11 @@ import type { VolumeRecord } from '../records';
 /** A volume's record as its maker knows it before the first write. */
 export type NewVolume = Pick<VolumeRecord, 'schema' | 'volumeId' | 'format' | 'parentId' | 'size' | 'createdAt' | 'createdBy'>;
 
+/** The record of a volume about to be made for an image: `parentId` its backing (null: standalone). */
+export function newVolume(fields: Pick<VolumeRecord, 'volumeId' | 'format' | 'size' | 'createdBy'> & { parentId?: string | null }): NewVolume {
+  return { schema: 'diskflow.volume/1', parentId: null, ...fields, createdAt: new Date().toISOString() };
+}
+
 /** A volume about to be written: recorded not legal before its first byte. */
 export async function recordIllegalVolume(repo: Repository, volume: NewVolume): Promise<void> {
   await writeVolume(repo, { ...volume, legal: false });
