@@ -10,7 +10,7 @@ const MiB = 2 ** 20;
 export const roomForData = (dataBytes: number, virtualSize: number): number => Math.min(Math.ceil(dataBytes * 1.05) + 16 * MiB, virtualSize + 64 * MiB);
 
 /** The bytes per second a copy job may move: its call's, else the host's, else unlimited. */
-export const bandwidthOf = (job: CopyJob, settings: { copyRateLimit: number | null }): number | undefined => {
+export const bandwidthOf = (job: Pick<CopyJob, 'bandwidth'>, settings: { copyRateLimit: number | null }): number | undefined => {
   const limit = job.bandwidth ?? settings.copyRateLimit ?? undefined;
   // qemu-img -r and QMP speed take whole bytes (DISKFLOW_COPY_RATE_LIMIT=1.3M is not one).
   return limit === undefined ? undefined : Math.max(1, Math.floor(limit));

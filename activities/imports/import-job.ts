@@ -15,15 +15,13 @@ import { failpoint } from '../failpoints';
 import { copyRange, dataExtents, planRanges } from '../qemu/convert';
 import * as qemuImg from '../qemu/qemu-img';
 import type { Repository } from '../repository/repository';
-import { roomForData } from '../images/copy-limits';
+import { bandwidthOf, rangeBytesForPace, roomForData } from '../images/copy-limits';
 import { readImage, readVolume } from '../images/image-store';
 import { forgetVolume, markVolumeLegal, newVolume, recordIllegalVolume, takeOverImportJob, updateImportJob } from '../images/lifecycle';
 import { ProgressReporter } from '../images/progress';
 import type { ImportJob } from '../images/records';
 import { requireRoom } from './measure';
 import { measureSpec, probeSource, sourceBlockdev, sourceIdentity, sourceSha256 } from './source';
-
-const MAX_RANGE_BYTES = 64 * 2 ** 30;
 
 export const importStages = (job: Pick<ImportJob, 'sha256'>) => (job.sha256 ? 3 : 2);
 
@@ -102,7 +100,7 @@ export async function runImportJob(deps: ActivityDeps, repo: Repository, imageId
         try {
           await copyRange(from, to, range, {
             targetIsZero,
-            rateLimit: job.bandwidth ?? settings.copyRateLimit ?? undefined,
+            rateLimit: bandwidthOf(job, settings),
             signal,
             onProgress: (fraction) => {
               const done = before + fraction * range.dataBytes;
@@ -114,7 +112,7 @@ export async function runImportJob(deps: ActivityDeps, repo: Repository, imageId
           throw error;
         }
         const perSecond = range.dataBytes / Math.max(0.05, (Date.now() - started) / 1000);
-        chunk = Math.floor(Math.min(MAX_RANGE_BYTES, Math.max(settings.copyChunkBytes, perSecond * settings.copyRangeSeconds)));
+        chunk = rangeBytesForPace(perSecond, settings);
         await update((j) => ({ ...j, copiedUpTo: range.end, doneBytes: j.doneBytes + range.dataBytes }));
         failpoint('import.range-done');
       }
