@@ -13,6 +13,7 @@ import { readJson, writeFileAtomic } from '../repository/atomic-file';
 import { driverFor } from '../repository/formats';
 import { KeyedLock } from '../repository/keyed-lock';
 import type { HostContext, Repository, RepositoryHeader } from '../repository/repository';
+import { withSrmForwarding } from '../srm/forwarding-repository';
 
 /** Starts and stops this host's polling of a repository's task queues. */
 export interface RepositoryPollers {
@@ -57,7 +58,7 @@ export class HostConnections {
     const saved = await this.load();
     for (const [repoId, connection] of Object.entries(saved.connections)) {
       try {
-        const repository = await driverFor(connection.spec.repoFormat).connect(connection.spec.connectionParameters, this.host);
+        const repository = await this.reach(connection.spec);
         if (repository.header.uuid !== connection.repoUuid) {
           throw new DiskflowError('STORAGE_ERROR', `a different repository (${repository.header.uuid}) is now at this location`);
         }
@@ -71,6 +72,11 @@ export class HostConnections {
     }
   }
 
+  /** Connects the format, with the SRM's forwarding around it where the format needs one. */
+  private async reach(spec: RepositorySpec): Promise<Repository> {
+    return withSrmForwarding(await driverFor(spec.repoFormat).connect(spec.connectionParameters, this.host), this.host);
+  }
+
   async init(spec: RepositorySpec): Promise<RepositoryHeader> {
     return driverFor(spec.repoFormat).init(spec.connectionParameters, this.host);
   }
@@ -80,7 +86,7 @@ export class HostConnections {
       if (this.connected.has(repoId) || this.unreachable.has(repoId)) {
         throw new DiskflowError('REPO_ID_IN_USE', `repoId ${repoId} is already in use on host ${this.host.hostId}`);
       }
-      const repository = await driverFor(spec.repoFormat).connect(spec.connectionParameters, this.host);
+      const repository = await this.reach(spec);
       const twin = [...this.connected.values()].find((c) => c.repository.header.uuid === repository.header.uuid);
       if (twin) {
         await repository.disconnect();

@@ -49,8 +49,9 @@ export async function createImage(repo: Repository, image: ImageRecord): Promise
 /**
  * Read-modify-write of one image under its lock. `change` returns the new record, or undefined
  * to leave it as it is; every write bumps the generation. The lock is this process's: where a
- * write is sent to another host (a clvm SRM) it is a compare-and-swap on the generation, and
- * one that lost (RecordConflict) is made again over the record as it is now.
+ * write is sent to another host (a clvm SRM, activities/srm/forwarding-repository.ts) it is a
+ * compare-and-swap on the generation, and one that lost (RecordConflict) is made again over the
+ * record as it is now.
  */
 export async function updateImage(
   repo: Repository,

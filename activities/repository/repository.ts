@@ -153,8 +153,33 @@ export interface Repository {
 
   /** Formats that need an SRM: where the repository's SRM lease lies (activities/srm/). */
   readonly srmLease?: { device: string; offset: number };
-  /** Formats that need an SRM: makes, on the SRM, a change another host sent (MetadataCall). */
+  /** Formats that need an SRM: makes, on the SRM, a change another host sent (MetadataCall; activities/srm/forwarding-repository.ts). */
   applyMetadata?(call: MetadataCall): Promise<unknown>;
+  /** Formats that need an SRM: their volume changes split in two, so the metadata part can be sent to the SRM. */
+  readonly srmParts?: SrmVolumeParts;
+}
+
+/**
+ * A format that needs an SRM, its volume changes split into the metadata part only the SRM makes
+ * (each checks the lease: SRM_REQUIRED elsewhere) and the local part the host that asked makes
+ * itself. The format composes them where it is the SRM; activities/srm/forwarding-repository.ts
+ * composes them around a MetadataCall where it is not.
+ */
+export interface SrmVolumeParts {
+  /** SRM: the storage of a new volume (an LV), replacing a half-made one of the same id. */
+  allocateVolume(spec: VolumeSpec, signal?: AbortSignal): Promise<void>;
+  /** SRM: grows a volume's storage to hold `bytes`. */
+  extendVolume(volumeId: string, bytes: number): Promise<void>;
+  /** Local, before allocateVolume: this host's mapping of a half-made volume of that id goes. */
+  forgetHalfMade(volumeId: string): Promise<void>;
+  /** Local, after allocateVolume: writes the new volume's format (qcow2 header, zeros of raw). */
+  formatVolume(spec: VolumeSpec, signal?: AbortSignal): Promise<void>;
+  /** Local, before a volume is removed: this host's mapping of it goes. */
+  unmap(volumeId: string): Promise<void>;
+  /** Local: the bytes a volume's storage holds now (STORAGE_ERROR if it has none). */
+  capacity(volumeId: string): Promise<number>;
+  /** Local, after extendVolume: this host's mapping covers the grown storage. */
+  remap(volumeId: string): Promise<void>;
 }
 
 /** Lets a format check, before a metadata change only the SRM may make, that this host is it. */
@@ -167,7 +192,7 @@ export interface SrmGuard {
 
 /**
  * A metadata change that only the SRM may make, as one JSON value, so that a host that is not
- * the SRM can send it there (activities/srm/metadata-forwarder.ts) while it moves the data itself.
+ * the SRM can send it there (activities/srm/forwarding-repository.ts) while it moves the data itself.
  * `writeRecord` of an image record is a compare-and-swap on its generation: the SRM writes it
  * only if the stored record is the one the writer read (`value.generation - 1`).
  */
@@ -210,7 +235,10 @@ export interface HostContext {
   homeId: string;
   /** This host's SRM roles; formats that need an SRM refuse metadata changes without it. */
   srm?: SrmGuard;
-  /** Where this host sends the metadata changes of formats that need an SRM when it is not the SRM. */
+  /**
+   * Where this host sends the metadata changes of formats that need an SRM when it is not the SRM
+   * (read only by activities/srm/forwarding-repository.ts; formats never send anything).
+   */
   metadataOnSrm?: MetadataForwarder;
 }
 

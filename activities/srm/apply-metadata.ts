@@ -1,5 +1,6 @@
 /**
- * The SRM's half of a metadata change another host sent (metadata-forwarder.ts), and the check
+ * The checks of a metadata change another host sent (forwarding-repository.ts decides to send,
+ * metadata-forwarder.ts sends), before the SRM's decorator makes it (applyMetadata), and the check
  * srmMetadataStep makes before it schedules anything. The SRM makes a change only if it is
  * signed under the cluster's key for this repository, its operation still runs, and a record
  * it writes is a valid record of the id it is written under.

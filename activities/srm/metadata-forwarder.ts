@@ -1,5 +1,5 @@
 /**
- * How a host that is not a repository's SRM gets a metadata change made (docs/SRM.md,
+ * How a change forwarding-repository.ts decided to send reaches the repository's SRM (docs/SRM.md,
  * "clvm-1.0 on disk", "Who writes what"): from inside the step that needs it, it runs the
  * `srmMetadataStep` workflow, whose one activity (`applyMetadataOnSrm`) runs on the SRM queue
  * and makes the change on the SRM's own connection. The step keeps heartbeating meanwhile

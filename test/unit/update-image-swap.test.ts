@@ -2,7 +2,7 @@
  * updateImage where image writes are compare-and-swaps on the generation (a clvm host that is
  * not the SRM sends them there): a write that lost to another writer is made again over the
  * record as it is now, so neither update is lost. Records on a real localfs repository; the
- * swap is the SRM's rule (ClvmRepository.swapImage) applied in front of it.
+ * swap is the SRM's rule (activities/srm/forwarding-repository.ts, swapImage) applied in front of it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,8 +1,10 @@
 /**
  * `clvm-1.0`: an LVM volume group on block devices every host reaches (a SAN LUN). Only the
  * repository's SRM changes LVM metadata (lvcreate, lvextend, lvrename, lvremove) and records;
- * any host reads records and activates volumes. A host that is not the SRM sends its changes
- * there (MetadataCall, applyMetadata) and moves the data itself. Layout (docs/SRM.md, "clvm-1.0 on disk"):
+ * any host reads records and activates volumes. This module makes every change here, checking
+ * the lease first (SRM_REQUIRED elsewhere); sending a change to the SRM from a host that is not
+ * it is activities/srm/forwarding-repository.ts, around this one (its volume changes are split
+ * for it: srmParts). Layout (docs/SRM.md, "clvm-1.0 on disk"):
  *
  *   VG tags            the header: diskflow.repository=1, diskflow.format=clvm-1.0,
  *                      diskflow.uuid=<uuid>, diskflow.created=<ISO time> (added last by init)
@@ -28,9 +30,9 @@ import { hasDeviceMapper, LvInfo, Lvm } from '../../volumes/lvm';
 import { MetadataSlots, SLOT_SIZE } from '../../volumes/metadata-slots';
 import { KeyedLock } from '../keyed-lock';
 import { parseStoredJson, requireOwnId } from '../record-json';
-import { parseHeader, RecordConflict } from '../repository';
+import { parseHeader } from '../repository';
 import { assertOpenable } from '../volume-check';
-import type { HostContext, MetadataCall, RecordKind, Repository, RepositoryDriver, RepositoryHeader, StoredVolume, VolumeSpec } from '../repository';
+import type { HostContext, RecordKind, Repository, RepositoryDriver, RepositoryHeader, SrmVolumeParts, StoredVolume, VolumeSpec } from '../repository';
 
 type Params = z.infer<typeof ClvmParams>;
 
@@ -165,50 +167,6 @@ export class ClvmRepository implements Repository {
     await this.host.srm.assertHolding(this.header.uuid, what);
   }
 
-  /**
-   * Where a metadata change is made: null when here (this host is the SRM, or cannot send it:
-   * then asSrm refuses it with SRM_REQUIRED), else the SRM's answer to it.
-   */
-  private sent(call: MetadataCall): Promise<unknown> | null {
-    if (this.host.srm?.holds(this.header.uuid)) return null;
-    return this.host.metadataOnSrm?.forward(this.header.uuid, call) ?? null;
-  }
-
-  /** On the SRM: a change another host sent. Each is idempotent, as the step that sent it is retried. */
-  async applyMetadata(call: MetadataCall): Promise<unknown> {
-    switch (call.method) {
-      case 'createRecord':
-        return this.createRecord(call.kind, call.id, call.value);
-      case 'writeRecord':
-        if (call.kind === 'image') return this.withRecordLock('image', call.id, () => this.swapImage(call.id, call.value));
-        await this.writeRecord(call.kind, call.id, call.value);
-        return true;
-      case 'deleteRecord':
-        await this.deleteRecord(call.kind, call.id);
-        return null;
-      case 'allocateVolume':
-        await this.allocateVolume(call.spec);
-        return null;
-      case 'removeVolume':
-        await this.removeVolume(call.volumeId);
-        return null;
-      case 'extendVolume':
-        if ((await this.requireLv(call.volumeId)).size < call.bytes) await this.extend(call.volumeId, call.bytes);
-        return null;
-    }
-  }
-
-  /**
-   * An image record from another host, written only over the version its writer read (the SRM's
-   * own writers hold the same record lock): false, nothing written, when it changed meanwhile.
-   */
-  private async swapImage(imageId: string, value: unknown): Promise<boolean> {
-    const current = (await this.readRecord('image', imageId)) as { generation?: number } | null;
-    if (!current || current.generation !== (value as { generation: number }).generation - 1) return false;
-    await this.writeRecord('image', imageId, value);
-    return true;
-  }
-
   async readRecord(kind: RecordKind, id: string): Promise<unknown | null> {
     const body = await this.slots.read(kind, id);
     const what = `${kind} record ${id} in ${this.location}`;
@@ -223,35 +181,23 @@ export class ClvmRepository implements Repository {
   }
 
   async createRecord(kind: RecordKind, id: string, value: unknown): Promise<boolean> {
-    const sent = this.sent({ method: 'createRecord', kind, id, value });
-    if (sent) return (await sent) as boolean;
     await this.asSrm(`creating ${kind} record ${id}`);
     return this.slots.write(kind, id, JSON.stringify(value), 'create');
   }
 
   async writeRecord(kind: RecordKind, id: string, value: unknown): Promise<void> {
-    const sent = this.sent({ method: 'writeRecord', kind, id, value });
-    if (sent) {
-      if ((await sent) === false) throw new RecordConflict(kind, id);
-      return;
-    }
     await this.asSrm(`writing ${kind} record ${id}`);
     await this.slots.write(kind, id, JSON.stringify(value), 'replace');
   }
 
   async deleteRecord(kind: RecordKind, id: string): Promise<void> {
-    const sent = this.sent({ method: 'deleteRecord', kind, id });
-    if (sent) {
-      await sent;
-      return;
-    }
     await this.asSrm(`deleting ${kind} record ${id}`);
     await this.slots.remove(kind, id);
   }
 
   withRecordLock<T>(kind: RecordKind, id: string, fn: () => Promise<T>): Promise<T> {
     // Only the SRM writes records, and it is one process: a lock in memory serialises its writers.
-    // Other hosts' image writes are compare-and-swaps there (swapImage), checked under this lock.
+    // Other hosts' image writes are compare-and-swaps there (srm/forwarding-repository.ts), checked under this lock.
     return this.locks.run(`${kind}/${id}`, fn);
   }
 
@@ -268,12 +214,30 @@ export class ClvmRepository implements Repository {
   }
 
   async createVolume(spec: VolumeSpec, signal?: AbortSignal): Promise<void> {
-    // A half-made LV of the same id is replaced: this host's mapping of it goes first.
-    if (await this.lvm.lv(spec.volumeId)) await this.activation.deactivate(spec.volumeId);
-    const sent = this.sent({ method: 'allocateVolume', spec });
-    if (sent) await sent;
-    else await this.allocateVolume(spec, signal);
-    // Formatting writes data: done by the host that creates the volume, SRM or not.
+    await this.srmParts.forgetHalfMade(spec.volumeId);
+    await this.srmParts.allocateVolume(spec, signal);
+    await this.srmParts.formatVolume(spec, signal);
+  }
+
+  /** createVolume, removeVolume and ensureCapacity in their SRM and local parts (repository.ts). */
+  readonly srmParts: SrmVolumeParts = {
+    forgetHalfMade: async (volumeId) => {
+      // A half-made LV of the same id is replaced: this host's mapping of it goes first.
+      if (await this.lvm.lv(volumeId)) await this.activation.deactivate(volumeId);
+    },
+    allocateVolume: (spec, signal) => this.allocateVolume(spec, signal),
+    formatVolume: (spec, signal) => this.formatVolume(spec, signal),
+    unmap: (volumeId) => this.activation.deactivate(volumeId),
+    extendVolume: (volumeId, bytes) => this.extend(volumeId, bytes),
+    capacity: async (volumeId) => (await this.requireLv(volumeId)).size,
+    remap: async (volumeId) => {
+      // The writer reopens the volume by its link: point it at the grown extent range.
+      await this.activation.activate(await this.requireLv(volumeId));
+    },
+  };
+
+  /** Formatting writes data: done by the host that creates the volume, SRM or not. */
+  private async formatVolume(spec: VolumeSpec, signal?: AbortSignal): Promise<void> {
     const path = await this.activation.activate(await this.requireLv(spec.volumeId));
     if (spec.format === 'raw') {
       // A raw LV holds whatever the disk held before: a blank one must read as zeros.
@@ -311,12 +275,7 @@ export class ClvmRepository implements Repository {
   }
 
   async removeVolume(volumeId: string): Promise<void> {
-    await this.activation.deactivate(volumeId);
-    const sent = this.sent({ method: 'removeVolume', volumeId });
-    if (sent) {
-      await sent;
-      return;
-    }
+    await this.srmParts.unmap(volumeId);
     const names = new Set((await this.lvm.lvs()).map((lv) => lv.name));
     if (names.has(volumeId)) {
       await this.asSrm(`removing volume ${volumeId}`);
@@ -350,13 +309,9 @@ export class ClvmRepository implements Repository {
   }
 
   async ensureCapacity(volumeId: string, bytes: number): Promise<void> {
-    const lv = await this.requireLv(volumeId);
-    if (lv.size >= bytes) return;
-    const sent = this.sent({ method: 'extendVolume', volumeId, bytes });
-    if (sent) await sent;
-    else await this.extend(volumeId, bytes);
-    // The writer reopens the volume by its link: point it at the grown extent range.
-    await this.activation.activate(await this.requireLv(volumeId));
+    if ((await this.srmParts.capacity(volumeId)) >= bytes) return;
+    await this.srmParts.extendVolume(volumeId, bytes);
+    await this.srmParts.remap(volumeId);
   }
 
   private async extend(volumeId: string, bytes: number): Promise<void> {
