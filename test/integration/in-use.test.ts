@@ -194,14 +194,22 @@ describe('races between a VM starting and an operation', () => {
       Array.from({ length: ROUNDS }, async () => {
         const before = Model.blank(SIZE);
         const disk = await diskWith(before, first);
+        const snapshotCall = client.createSnapshot('vms', disk);
+        const snapshotAnswered = snapshotCall.then(
+          () => undefined,
+          () => undefined,
+        );
         const [prepared, snapshot] = await Promise.allSettled([
           (async () => {
             const vm = await startVm(disk);
             await vm.write(vmWrite);
+            // The VM runs until the snapshot call has answered: a snapshot taken after its
+            // teardown would rightly hold its write, and say nothing about the race.
+            await snapshotAnswered;
             await vm.stop();
             await client.teardownImage('vms', disk);
           })(),
-          client.createSnapshot('vms', disk),
+          snapshotCall,
         ]);
         return { disk, before, prepared, snapshot };
       }),
