@@ -71,14 +71,14 @@ async function carryOut(route: FixRoute, plan: FixPlan, operationId: string, con
       return;
     case 'optimize': {
       const left = await control.fix(route, plan.imageId, ({ steps }) => steps.optimizeImage({ repoUuid, imageId: plan.imageId, operationId, ...limit }));
-      await cleanLeftBehind(repo, left);
+      await cleanLeftBehind(repo, left, control);
       return;
     }
     case 'merge': {
       const left = await control.fix(route, plan.imageId, ({ steps }) =>
         steps.mergeVolumes({ repoUuid, imageId: plan.imageId, operationId, upper: plan.upper, lower: plan.lower, ...limit }),
       );
-      await cleanLeftBehind(repo, left);
+      await cleanLeftBehind(repo, left, control);
       return;
     }
   }
@@ -86,11 +86,14 @@ async function carryOut(route: FixRoute, plan: FixPlan, operationId: string, con
 
 /**
  * What an optimize or a merge left behind is reclaimed where objects may be deleted (the SRM,
- * on formats that need one), by the clean that decides under the chains lock. Workflows started
- * before this step existed had their fix step remove it (older workers) or leave it to the
- * clean of orphans a later check offers.
+ * on formats that need one), by the clean that decides under the chains lock, through the same
+ * control as every fix step (pause, cancel, lastError). Workflows started before this step
+ * existed had their fix step remove it (older workers) or leave it to the clean of orphans a
+ * later check offers; those started before it ran through the control replay without it.
  */
-async function cleanLeftBehind(repo: RepositoryRef, left: { unneeded: string[] } | undefined): Promise<void> {
+async function cleanLeftBehind(repo: RepositoryRef, left: { unneeded: string[] } | undefined, control: ReturnType<typeof operationControl>): Promise<void> {
   if (!patched('clean-after-fix-on-object-manager') || !left?.unneeded.length) return;
-  await withCodes(() => onObjectManager(repo).cleanOrphans({ repoUuid: repo.repoUuid, volumes: left.unneeded, strays: [] }));
+  const input = { repoUuid: repo.repoUuid, volumes: left.unneeded, strays: [] };
+  if (patched('clean-left-behind-through-control')) await control.fix(objectManagerRoute(repo), null, ({ steps }) => steps.cleanOrphans(input));
+  else await withCodes(() => onObjectManager(repo).cleanOrphans(input));
 }
