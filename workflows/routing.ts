@@ -1,5 +1,5 @@
 /**
- * Where each kind of step runs (docs/ARCHITECTURE.md, "Task queues"), with the timeouts and
+ * Where each kind of step runs (docs/ARCHITECTURE.md, "Hosts and task queues"), with the timeouts and
  * retries that suit it, stated here next to the queue they belong to.
  */
 import { ApplicationFailure, TimeoutFailure } from '@temporalio/common';
