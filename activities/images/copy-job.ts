@@ -40,7 +40,7 @@ import { runIncrementalCopy } from './incremental-job';
 import { runLiveFullCopy } from './live-copy-job';
 import { bandwidthOf, rangeBytesForPace, roomForData } from './copy-limits';
 import { measureChain, requireRoom } from '../imports/measure';
-import type { ChangeTracking, CopyJob, VolumeRecord } from './records';
+import { freshVolumeFill, type ChangeTracking, type CopyJob, type VolumeRecord } from './records';
 import type { SourceFacts } from './source-facts';
 
 export type CopyOutcome = 'done' | 'removed';
@@ -60,15 +60,8 @@ export function newCopyJob(
   const performance = strategy === 'performance' && !base;
   return {
     source: { repoUuid: source.repoUuid, imageId: source.imageId, contentEpoch: source.contentEpoch },
-    volumeId,
-    format: performance ? 'raw' : 'qcow2',
-    preallocate: performance,
-    copiedUpTo: 0,
-    totalBytes: null,
-    doneBytes: 0,
-    attempt: null,
+    ...freshVolumeFill(volumeId, performance, bandwidth),
     base,
-    bandwidth,
   };
 }
 

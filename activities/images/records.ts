@@ -59,6 +59,11 @@ const VolumeFill = {
   bandwidth: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).nullable().default(null),
 };
 
+/** A job's volume before its first byte: raw and preallocated for performance, else a sparse qcow2. */
+export function freshVolumeFill(volumeId: string, performance: boolean, bandwidth: number | null): z.infer<z.ZodObject<typeof VolumeFill>> {
+  return { volumeId, format: performance ? 'raw' : 'qcow2', preallocate: performance, copiedUpTo: 0, totalBytes: null, doneBytes: 0, attempt: null, bandwidth };
+}
+
 /**
  * A copy of an image's content into one new volume, resumable: ranges of the source are copied
  * in ascending order and `copiedUpTo` (a virtual offset) only moves past whole ranges.

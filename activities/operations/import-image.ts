@@ -9,7 +9,7 @@ import type { ImageKind, Strategy, UserData } from '../../api/values';
 import { DiskflowError } from '../../api/errors';
 import { readImage } from '../images/image-store';
 import { persistNewImage } from '../images/lifecycle';
-import type { ImportJob, SourceFormat } from '../images/records';
+import { freshVolumeFill, type ImportJob, type SourceFormat } from '../images/records';
 import { importStages } from '../imports/import-job';
 import { requireRoom } from '../imports/measure';
 import { DeclaredFormat, measureSpec, probeSource, sourceBlockdev } from '../imports/source';
@@ -73,14 +73,7 @@ export const importImage: Operation<ImportImageRequest, PersistImportInput, { ma
       onHost: input.hostId,
       sha256: input.job.sha256,
       verified: false,
-      volumeId: randomUUID(),
-      format: performance ? 'raw' : 'qcow2',
-      preallocate: performance,
-      copiedUpTo: 0,
-      totalBytes: null,
-      doneBytes: 0,
-      attempt: null,
-      bandwidth: input.job.bandwidth,
+      ...freshVolumeFill(randomUUID(), performance, input.job.bandwidth),
     };
     await persistNewImage(repo, {
       imageId: input.imageId,
