@@ -61,7 +61,7 @@ export default tseslint.config(
     },
   },
   {
-    // The image lifecycle (activities/images/lifecycle.ts) is the one writer of image state and
+    // The image lifecycle (activities/images/lifecycle/) is the one writer of image state and
     // volume legal marks: nothing else may reach the record writes it is built on.
     files: ['**/*.ts'],
     // activities/srm/forwarding-repository.ts passes a format's record writes through (to the SRM or to the format).

@@ -30,7 +30,7 @@ afterAll(async () => {
 });
 
 describe('a worker killed again and again while copies run', () => {
-  it('15 copies between two repositories, the worker SIGKILLed and restarted 6 times: every copy ends usable and right, and no fix is needed', async () => {
+  it('15 copies between two repositories, the worker SIGKILLed and restarted 10 times: every copy ends usable and right, and no fix is needed', async () => {
     const sources: { id: string; model: Model }[] = [];
     for (let i = 0; i < 3; i++) {
       const model = Model.blank(SIZE);
@@ -43,7 +43,7 @@ describe('a worker killed again and again while copies run', () => {
     }
     const copies = await Promise.all(Array.from({ length: 15 }, async (_, i) => ({ id: await client.copyImage('to', sources[i % 3].id), model: sources[i % 3].model })));
 
-    for (let kill = 0; kill < 6; kill++) {
+    for (let kill = 0; kill < 10; kill++) {
       await new Promise((r) => setTimeout(r, 1500));
       await host.stop('SIGKILL');
       await host.restart();
