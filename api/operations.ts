@@ -226,7 +226,8 @@ export const CALL_DESCRIPTIONS = {
     'Makes the image usable by a VM on hostId and answers how to open it (a snapshot read-only: readOnly true): the top volume\'s path, or with options.serve (nbd, vhost-user-blk, fuse) the URI, socket or file of a qemu-storage-daemon that serves the chain and outlives the worker, through which snapshot, copy, merge and optimize then run live. Preparing a virtual disk lets a writer at it, so its content epoch moves in the same step: no copy that overlapped it can complete. ' +
     'IMAGE_BUSY while an operation is changing the image or a copy is reading it, or it is not complete yet (the message names the operation: cancel it or wait). Never IMAGE_IN_USE: an image may be prepared on several hosts.',
   teardownImage:
-    'The VM on hostId no longer uses the image. options.fencedHostId releases instead the mark of a host the engine knows is fenced (dead, powered off, cut from the storage), from any host: nothing releases a host\'s marks implicitly.',
+    'The VM on hostId no longer uses the image. options.fencedHostId releases instead the mark of a host the engine knows is fenced (dead, powered off, cut from the storage), from any host: nothing releases a host\'s marks implicitly. ' +
+    'IMAGE_BUSY while a live snapshot, merge or optimize is changing the block graph of the daemon serving the disk (it ends first, or cancel it).',
   checkStorageRepository: 'Scans the repository and answers the fixes it needs (clean, optimize, merge, mend), the most urgent first; fixes of images prepared for a VM are listed and refused until teardown.',
   fixStorageRepository:
     'Accepts a fix from checkStorageRepository (FIX_INVALID if altered, forged or stale, or if it already ran to completion: check again) and answers its operation id; the fix then runs; the same fix asked again while it runs answers the same operation id. ' +
