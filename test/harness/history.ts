@@ -21,6 +21,9 @@ export interface StepRun {
   result?: unknown;
 }
 
+/** The host of a worker identity `<hostId>@<machine>/<pid>`. */
+const hostOf = (identity: string): string => identity.split('@')[0];
+
 /** The value of a payload the default data converter wrote (absent: undefined). */
 const valueOf = (payload: Payload | undefined): unknown => (payload ? defaultPayloadConverter.fromPayload(payload) : undefined);
 
@@ -63,7 +66,7 @@ export async function stepsOf(client: StorageClient, workflowId: string): Promis
       const data = valueOf(marker.details?.data?.payloads?.[0]) as { activity_type: string; attempt: number };
       const identity = workflowTaskBy.get(String(marker.workflowTaskCompletedEventId))!;
       const result = valueOf(marker.details?.result?.payloads?.[0]);
-      runs.push({ activity: data.activity_type, taskQueue: workflowQueue, identity, host: identity.split('@')[0], attempt: data.attempt, local: true, result });
+      runs.push({ activity: data.activity_type, taskQueue: workflowQueue, identity, host: hostOf(identity), attempt: data.attempt, local: true, result });
     }
     if (e.activityTaskScheduledEventAttributes) {
       const a = e.activityTaskScheduledEventAttributes;
@@ -71,7 +74,7 @@ export async function stepsOf(client: StorageClient, workflowId: string): Promis
     }
     if (e.activityTaskStartedEventAttributes) {
       const a = e.activityTaskStartedEventAttributes;
-      runs.push({ ...scheduled.get(String(a.scheduledEventId))!, identity: a.identity!, host: a.identity!.split('@')[0], attempt: a.attempt!, local: false });
+      runs.push({ ...scheduled.get(String(a.scheduledEventId))!, identity: a.identity!, host: hostOf(a.identity!), attempt: a.attempt!, local: false });
     }
   }
   return runs;

@@ -70,7 +70,6 @@ const usable = (c: StorageClient, id: string, timeoutMs = 60_000) =>
 
 /** Where each activity of the operation of `type` on an image ran. */
 const stepsOn = async (c: StorageClient, imageId: string, type: string) => stepsOf(c, (await operationsOn(c, type, imageId))[0]);
-const hostOf = (identity: string) => identity.split('@')[0];
 
 describe('posixfs-1.0 shared by three hosts', () => {
   it('each host mounts the repository under its own DISKFLOW_HOME, all on one loop device', () => {
@@ -90,7 +89,7 @@ describe('posixfs-1.0 shared by three hosts', () => {
     expect(persisted[0]).toMatchObject(persisted[0].local ? { host: 'h2' } : { taskQueue: 'diskflow.host.h2', host: 'h2' });
     const mend = steps.find((s) => s.activity === 'mendImage')!;
     expect(mend.taskQueue).toBe(`diskflow.repo.${repoUuid}`);
-    expect(HOSTS).toContain(hostOf(mend.identity));
+    expect(HOSTS).toContain(mend.host);
 
     // autoFix off, then the engine puts the fix on h3.
     const later = await clients.h1.createVirtualDisk('shared', 16 * MiB, null, {}, { autoFix: false });
@@ -102,7 +101,7 @@ describe('posixfs-1.0 shared by three hosts', () => {
     const fixSteps = await stepsOn(clients.h1, later, 'fixStorageRepository');
     const fixMend = fixSteps.find((s) => s.activity === 'mendImage')!;
     expect(fixMend.taskQueue).toBe('diskflow.host.h3');
-    expect(hostOf(fixMend.identity)).toBe('h3');
+    expect(fixMend.host).toBe('h3');
   });
 
   it('a fix put on a host that does not have the repository connected is refused clearly, before anything is claimed', async () => {
@@ -235,7 +234,7 @@ describe('posixfs-1.0 shared by three hosts', () => {
     expect(await sameContent(survivor, 'shared', copy, model)).toBe(true);
     const steps = (await stepsOn(survivor, copy, 'copyImage')).filter((s) => s.activity === 'mendImage');
     expect(steps.at(-1)!.attempt).toBeGreaterThan(1);
-    expect(hostOf(steps.at(-1)!.identity)).not.toBe(victim);
+    expect(steps.at(-1)!.host).not.toBe(victim);
     // The killed host comes back on its own home and re-uses the mount it left (one mount, not two).
     await hosts[victim].restart();
     expect(mountsUnder(hosts[victim].home)).toEqual([mountOf(victim)]);
