@@ -3,8 +3,9 @@
  * volume is deleted only when no image record that is not removed needs it, and making a new
  * reference to an existing volume (a disk made on a snapshot, an incremental copy based on one)
  * and deciding what is garbage both run under the repository's chains lock
- * (Repository.withChainsLock), which holds across hosts and processes. So an id the API
- * returned never loses its base to a clean that ran at the same time.
+ * (Repository.withChainsLock), which holds across hosts and processes (removing what was
+ * decided garbage does not need it). So an id the API returned never loses its base to a clean
+ * that ran at the same time.
  */
 import type { Repository } from '../repository/repository';
 import { failpoint } from '../failpoints';
@@ -54,20 +55,23 @@ export async function liveVolumeIds(repo: Repository): Promise<Set<string>> {
 
 /**
  * Removes the volumes among `volumeIds` that no image needs (storage first, two-phase, then the
- * record), under the chains lock; returns the bytes freed.
+ * record); returns the bytes freed. Only the decision is made under the chains lock: a volume no
+ * image holds can never be referenced again (a new reference is made to a volume a live image
+ * holds, under the same lock), so its purge, which for a file of GiBs just written can take a
+ * second, does not keep a copy based on a snapshot waiting.
  */
 export async function removeUnneededVolumes(repo: Repository, volumeIds: Iterable<string>): Promise<number> {
-  return repo.withChainsLock(async () => {
+  const doomed = await repo.withChainsLock(async () => {
     const live = await liveVolumeIds(repo);
     const stored = new Map((await repo.listVolumes()).map((v) => [v.volumeId, v.allocatedBytes]));
-    let freed = 0;
-    for (const volumeId of volumeIds) {
-      if (live.has(volumeId)) continue;
-      freed += stored.get(volumeId) ?? 0;
-      await repo.removeVolume(volumeId);
-      failpoint('clean.volume-removed');
-      await forgetVolume(repo, volumeId);
-    }
-    return freed;
+    return [...new Set(volumeIds)].filter((volumeId) => !live.has(volumeId)).map((volumeId) => ({ volumeId, bytes: stored.get(volumeId) ?? 0 }));
   });
+  let freed = 0;
+  for (const { volumeId, bytes } of doomed) {
+    await repo.removeVolume(volumeId);
+    failpoint('clean.volume-removed');
+    await forgetVolume(repo, volumeId);
+    freed += bytes;
+  }
+  return freed;
 }

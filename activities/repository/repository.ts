@@ -75,10 +75,11 @@ export interface Repository {
   withRecordLock<T>(kind: RecordKind, id: string, fn: () => Promise<T>): Promise<T>;
   /**
    * Runs `fn` while holding the repository's chains lock: held while what is garbage is decided
-   * and removed, and while a new reference to an existing volume is made (images/references.ts).
-   * It holds across hosts: a lease lock where many hosts write the files, the process's own lock
-   * where one host does (localfs), the SRM's where only the SRM changes objects (others are
-   * refused with SRM_REQUIRED, so such steps go to the SRM).
+   * (not while it is purged: nothing can reference it again), and while a new reference to an
+   * existing volume is made (images/references.ts). It holds across hosts: a lease lock where
+   * many hosts write the files, the process's own lock where one host does (localfs), the SRM's
+   * where only the SRM changes objects (others are refused with SRM_REQUIRED, so such steps go to
+   * the SRM).
    */
   withChainsLock<T>(fn: () => Promise<T>): Promise<T>;
 
