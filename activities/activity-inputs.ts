@@ -115,6 +115,7 @@ const PersistStep = z.union([
       autoFix: z.boolean(),
       base: z.strictObject({ imageId: ImageId, volumeId: VolumeId }).nullable().optional(),
       bandwidth: Bandwidth.nullable().optional(),
+      requiredBytes: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).nullable().optional(),
     }),
   }),
   z.strictObject({

@@ -78,7 +78,10 @@ async function main(): Promise<void> {
         const status = await c.getImageStatus('shared', id);
         if (status.status === 'broken') throw new Error(`copy ${id} ended broken`);
         share[status.hostId ?? '?'] = (share[status.hostId ?? '?'] ?? 0) + 1;
-        await c.removeImage('shared', id);
+        // Removed to its end: the next run does not share the storage with these purges.
+        const removal = randomUUID();
+        await c.removeImage('shared', id, { requestId: removal });
+        await c.waitForOperation(`removeImage:${removal}`);
       }
       return { seconds, share, traces };
     };

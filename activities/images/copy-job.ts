@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { DiskflowError } from '../../api/errors';
 import type { Strategy } from '../../api/values';
+import type { Stage } from '../../api/image-status';
 import * as qemuImg from '../qemu/qemu-img';
 import { copyRange, dataExtents, Endpoint, planRanges } from '../qemu/convert';
 import type { ActivityDeps } from '../deps';
@@ -55,6 +56,7 @@ export function newCopyJob(
   volumeId = randomUUID(),
   base: CopyJob['base'] = null,
   bandwidth: number | null = null,
+  requiredBytes: number | null = null,
 ): CopyJob {
   // An overlay on a base is qcow2 whatever the strategy: only qcow2 has a backing file.
   const performance = strategy === 'performance' && !base;
@@ -62,6 +64,7 @@ export function newCopyJob(
     source: { repoUuid: source.repoUuid, imageId: source.imageId, contentEpoch: source.contentEpoch },
     ...freshVolumeFill(volumeId, performance, bandwidth),
     base,
+    requiredBytes,
   };
 }
 
@@ -82,6 +85,17 @@ const paceBetween = new Map<string, number>();
 /** What the copy's new volume needs (qemu-img measure of the source chain, as the copy's call measured it). */
 async function roomForCopy(sourceRepo: Repository, volumeId: string, job: CopyJob, size: number, signal: AbortSignal): Promise<number> {
   return (await measureChain(sourceRepo, volumeId, job.format, size, job.preallocate, signal)).requiredBytes;
+}
+
+/**
+ * Runs both at once and waits for both to end (neither is left running behind a failure, so
+ * the caller's cleanup sees what they made); throws the first failure.
+ */
+async function allSettledOrThrow<A, B>(a: Promise<A>, b: () => Promise<B>): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a, b()]);
+  if (ra.status === 'rejected') throw ra.reason;
+  if (rb.status === 'rejected') throw rb.reason;
+  return [ra.value, rb.value];
 }
 
 /** Activates a volume's chain, base first, and returns the path of its top. */
@@ -121,7 +135,8 @@ async function copyAsAttempt(
 ): Promise<CopyOutcome> {
   const { hostId, operations, settings } = deps;
   const signal = Context.current().cancellationSignal;
-  const updateJob = (change: (job: CopyJob) => CopyJob) => updateCopyJob(repo, imageId, field, attempt, change);
+  const updateJob = (change: (job: CopyJob) => CopyJob, stage?: { stage: Stage; percentComplete: number }) =>
+    updateCopyJob(repo, imageId, field, attempt, change, stage && { ...stage, hostId });
   const readSource = () => claimForCopy(sourceRepo, job.source.imageId, { operationId, hostId }, operations);
   let current = job;
   const image = (await readImage(repo, imageId))!;
@@ -151,37 +166,47 @@ async function copyAsAttempt(
 
     // The target volume: made fresh when the copy starts from zero, reused when it resumes.
     const volume = newVolume({ volumeId: current.volumeId, format: current.format, size: image.size, createdBy: image.createdBy });
-    const stored = (await repo.listVolumes()).some((v) => v.volumeId === current.volumeId);
     // Whether this attempt made the target volume: then every byte of it is written by this
     // attempt's qemu-img runs, each of which exited 0 (flushed), or the step failed.
     let madeHere = false;
-    if (current.copiedUpTo === 0 || !stored || !(await readVolume(repo, current.volumeId))) {
+    const makeTarget = async (): Promise<'removed' | null> => {
+      const stored = (await repo.listVolumes()).some((v) => v.volumeId === current.volumeId);
+      if (current.copiedUpTo > 0 && stored && (await readVolume(repo, current.volumeId))) return null;
       madeHere = true;
       // Nothing is made that measurement says cannot fit (a mend of a copy that ran out of room waits for room).
-      if (!stored) await requireRoom(repo, await roomForCopy(sourceRepo, source.volumeId, current, image.size, signal), `the copy into image ${imageId}`);
+      // The call measured the source already; a source that changed since is measured again.
+      if (!stored) {
+        const required = round === 0 && current.requiredBytes !== null ? current.requiredBytes : await roomForCopy(sourceRepo, source.volumeId, current, image.size, signal);
+        await requireRoom(repo, required, `the copy into image ${imageId}`);
+      }
       await recordIllegalVolume(repo, volume);
       await repo.createVolume({ volumeId: volume.volumeId, format: volume.format, size: volume.size, parent: null, preallocate: current.preallocate }, signal);
-      if (current.copiedUpTo > 0) {
-        const reset = await updateJob((j) => ({ ...j, copiedUpTo: 0, doneBytes: 0 }));
-        if (reset === 'removed') return 'removed';
-        current = reset;
-      }
-    }
+      if (current.copiedUpTo === 0) return null;
+      const reset = await updateJob((j) => ({ ...j, copiedUpTo: 0, doneBytes: 0 }));
+      if (reset === 'removed') return 'removed';
+      current = reset;
+      return null;
+    };
 
     const sourceChain = await readChain(sourceRepo, source.volumeId);
-    const from: Endpoint = { path: await activateChain(sourceRepo, sourceChain), format: sourceChain[0].format, directIo: sourceRepo.directIo };
-    const to: Endpoint = { path: await repo.activate(volume.volumeId, volume.format), format: volume.format, directIo: repo.directIo };
     try {
-      tracking = field === 'pending' ? await startTracking(from.path, sourceChain[0], source, current.source.repoUuid, repo, imageId, { signal }) : null;
+      const from: Endpoint = { path: await activateChain(sourceRepo, sourceChain), format: sourceChain[0].format, directIo: sourceRepo.directIo };
       const targetIsZero = repo.readsAsZero(volume.format);
-      const extents = targetIsZero ? await dataExtents(from, signal) : [{ start: 0, length: image.size }];
+      // The source's side (its change tracking, then its map) and the target's volume touch
+      // different objects: they are made at once, which is most of a small copy's fixed cost.
+      const [target, extents] = await allSettledOrThrow(makeTarget(), async () => {
+        tracking = field === 'pending' ? await startTracking(from.path, sourceChain[0], source, current.source.repoUuid, repo, imageId, { signal }) : null;
+        return targetIsZero ? await dataExtents(from, signal) : [{ start: 0, length: image.size }];
+      });
+      if (target === 'removed') return 'removed';
+      const to: Endpoint = { path: await repo.activate(volume.volumeId, volume.format), format: volume.format, directIo: repo.directIo };
       const totalBytes = planRanges(extents, image.size, Number.MAX_SAFE_INTEGER).reduce((sum, r) => sum + r.dataBytes, 0);
-      if (current.totalBytes !== totalBytes) {
-        const planned = await updateJob((j) => ({ ...j, totalBytes }));
-        if (planned === 'removed') return 'removed';
-        current = planned;
-      }
-      await progress.enter({ current: 1, total: 2 }, totalBytes ? (100 * current.doneBytes) / totalBytes : 0);
+      // The job's size and the stage it enters, in one write.
+      const copying = { stage: { current: 1, total: 2 }, percentComplete: totalBytes ? Math.floor((100 * current.doneBytes) / totalBytes) : 0 };
+      const planned = await updateJob((j) => ({ ...j, totalBytes }), copying);
+      if (planned === 'removed') return 'removed';
+      current = planned;
+      progress.entered(copying.stage, copying.percentComplete);
       const paceKey = `${current.source.repoUuid}>${repo.header.uuid}`;
       const sizedByPace = (perSecond: number) => rangeBytesForPace(perSecond, settings);
       let chunk = sizedByPace(paceBetween.get(paceKey) ?? 0);

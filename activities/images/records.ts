@@ -76,6 +76,11 @@ export const CopyJob = z.object({
    * same repository) and receives only what differs from it (docs: "Incremental copies").
    */
   base: z.object({ imageId: ImageId, volumeId: VolumeId }).nullable().default(null),
+  /**
+   * What the new volume needs (qemu-img measure of the source's chain), as the copy's call
+   * measured it before accepting it; null: measured when the data step starts.
+   */
+  requiredBytes: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).nullable().default(null),
 });
 export type CopyJob = z.infer<typeof CopyJob>;
 

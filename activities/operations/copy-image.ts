@@ -53,6 +53,8 @@ export interface PersistCopyInput {
   /** An incremental copy's base: a snapshot in the target repository, and its volume. */
   base?: { imageId: string; volumeId: string } | null;
   bandwidth?: number | null;
+  /** What the new volume needs, as resolve measured it (null: not measured, an incremental or live copy). */
+  requiredBytes?: number | null;
 }
 
 export interface PersistedCopy {
@@ -70,10 +72,11 @@ export const copyImage: Operation<CopyImageRequest, PersistCopyInput, PersistedC
     const actor = { operationId: request.operationId, hostId };
     // Measured before anything is written or claimed: a copy that cannot fit is NO_SPACE at once.
     const copied = located.image.kind === 'snapshot' && (request.kind ?? 'snapshot') === 'snapshot' && (await readImage(target, located.image.imageId));
+    let requiredBytes: number | null = null;
     if (!request.baseImageId && !copied && !(located.image.kind === 'virtual-disk' && servedOn(located.image))) {
       const performance = request.strategy === 'performance';
-      const room = await measureChain(located.repo, located.image.volumeId, performance ? 'raw' : 'qcow2', located.image.size, performance);
-      await requireRoom(target, room.requiredBytes, `the copy of image ${located.image.imageId}`);
+      requiredBytes = (await measureChain(located.repo, located.image.volumeId, performance ? 'raw' : 'qcow2', located.image.size, performance)).requiredBytes;
+      await requireRoom(target, requiredBytes, `the copy of image ${located.image.imageId}`);
     }
     const source = await sourceFacts(located.repo, located.image, actor, operations, { claim: request.autoFix });
     const kind = request.kind ?? source.kind;
@@ -92,6 +95,7 @@ export const copyImage: Operation<CopyImageRequest, PersistCopyInput, PersistedC
       autoFix: request.autoFix,
       base,
       bandwidth: request.bandwidth ?? null,
+      requiredBytes,
     };
   },
 
@@ -115,7 +119,7 @@ export async function persistCopy(repo: Repository, input: PersistCopyInput): Pr
       const base = await readImage(repo, input.base.imageId);
       if (!base || base.removed) throw new DiskflowError('IMAGE_NOT_FOUND', `base image ${input.base.imageId} is not in the target repository`);
     }
-    const job = newCopyJob(input.source, input.strategy, randomUUID(), input.base ?? null, input.bandwidth ?? null);
+    const job = newCopyJob(input.source, input.strategy, randomUUID(), input.base ?? null, input.bandwidth ?? null, input.requiredBytes ?? null);
     return persistNewImage(repo, {
       imageId: input.imageId,
       kind: input.kind,

@@ -87,7 +87,7 @@ describe('fix analysis', () => {
     const v = id();
     const copy = (repoUuid: string) => ({
       step: 'copy' as const,
-      job: { source: { repoUuid, imageId: id(), contentEpoch: 0 }, volumeId: v, format: 'qcow2' as const, preallocate: false, copiedUpTo: 0, totalBytes: 4 * MiB, doneBytes: MiB, attempt: null, base: null, bandwidth: null },
+      job: { source: { repoUuid, imageId: id(), contentEpoch: 0 }, volumeId: v, format: 'qcow2' as const, preallocate: false, copiedUpTo: 0, totalBytes: 4 * MiB, doneBytes: MiB, attempt: null, base: null, bandwidth: null, requiredBytes: null },
     });
     const [across] = analyse(scan([image(v, { status: 'broken', pending: copy(OTHER_REPO) })], [volume(v, null, false)]), options());
     expect(across).toMatchObject({ plan: { type: 'mend', copyFrom: OTHER_REPO }, bytes: 3 * MiB });

@@ -29,13 +29,17 @@ export async function takeOverCopyJob(repo: Repository, imageId: string, field: 
   return job;
 }
 
-/** Applies `change` to the job if it is still this attempt's; stops the attempt otherwise. */
+/**
+ * Applies `change` to the job if it is still this attempt's; stops the attempt otherwise. With
+ * `progress`, the same write records the stage the step enters (ProgressReporter.entered).
+ */
 export async function updateCopyJob(
   repo: Repository,
   imageId: string,
   field: JobField,
   attempt: string,
   change: (job: CopyJob) => CopyJob,
+  progress?: { stage: Stage; percentComplete: number; hostId: string },
 ): Promise<CopyJob | 'removed'> {
   let result: CopyJob | 'removed' = 'removed';
   await updateImage(repo, imageId, (img) => {
@@ -43,7 +47,7 @@ export async function updateCopyJob(
     if (img.removed || !job) return undefined;
     if (job.attempt !== attempt) throw new DiskflowError('STORAGE_ERROR', `copy into ${imageId} was taken over by another attempt`, false);
     result = change(job);
-    return withJob(img, field, result);
+    return withJob(progress ? { ...img, ...progress } : img, field, result);
   });
   return result;
 }
