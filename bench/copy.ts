@@ -15,7 +15,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeBreakdown, OperationTrace, traceOperation, WorkTally, workNow } from './breakdown';
 import { describeMachine, describeStorage } from './machine';
-import { arg, median, seconds } from './measure';
+import { arg, median, removeToTheEnd, seconds } from './measure';
 import { withOneHost } from './one-host';
 
 const GiB = 2 ** 30;
@@ -64,10 +64,7 @@ async function main(): Promise<void> {
       of.work.add(before);
       of.traces.push(await traceOperation(client.temporal, `copyImage:${requestId}`));
       if ((await client.getImageStatus('dst', copy)).status === 'broken') throw new Error(`copy ${copy} ended broken`);
-      // Removed to its end, as the bare run's copy is removed before the next run starts.
-      const removal = randomUUID();
-      await client.removeImage('dst', copy, { requestId: removal });
-      await client.waitForOperation(`removeImage:${removal}`);
+      await removeToTheEnd(client, 'dst', copy);
       return s;
     };
 

@@ -19,7 +19,7 @@ import { createLogger, installTemporalLogging } from '../workers/logger';
 import { startDevServer } from '../workers/temporal-server';
 import { describeBreakdown, OperationTrace, stepShare, traceOperation } from './breakdown';
 import { describeMachine, percentile } from './machine';
-import { arg } from './measure';
+import { arg, removeToTheEnd } from './measure';
 
 const MiB = 2 ** 20;
 async function main(): Promise<void> {
@@ -78,10 +78,7 @@ async function main(): Promise<void> {
         const status = await c.getImageStatus('shared', id);
         if (status.status === 'broken') throw new Error(`copy ${id} ended broken`);
         share[status.hostId ?? '?'] = (share[status.hostId ?? '?'] ?? 0) + 1;
-        // Removed to its end: the next run does not share the storage with these purges.
-        const removal = randomUUID();
-        await c.removeImage('shared', id, { requestId: removal });
-        await c.waitForOperation(`removeImage:${removal}`);
+        await removeToTheEnd(c, 'shared', id);
       }
       return { seconds, share, traces };
     };

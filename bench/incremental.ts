@@ -14,7 +14,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeBreakdown, OperationTrace, traceOperation, WorkTally, workNow } from './breakdown';
 import { describeMachine, describeStorage } from './machine';
-import { arg, median, seconds } from './measure';
+import { arg, median, removeToTheEnd, seconds } from './measure';
 import { withOneHost } from './one-host';
 
 const GiB = 2 ** 30;
@@ -92,11 +92,8 @@ async function main(): Promise<void> {
       // The full copy of the same disk, same state, same run: what a backup costs without a base.
       const whole = await copy(null, 'virtual-disk');
       full.push(whole.s);
-      // Removed to its end (the purge of 4 GiB): the incremental copy is timed on a quiet
-      // repository, as the full copy was.
-      const removal = randomUUID();
-      await client.removeImage('dst', whole.id, { requestId: removal });
-      await client.waitForOperation(`removeImage:${removal}`);
+      // The incremental copy is timed on a quiet repository, as the full copy was.
+      await removeToTheEnd(client, 'dst', whole.id);
       const inc = await copy(last, 'snapshot');
       incremental.push(inc.s);
       if (record('dst', inc.id).incremental?.method !== 'bitmap') throw new Error('the incremental copy did not use the dirty bitmap');
