@@ -7,7 +7,7 @@
  * an operation whose fix is really pending. Inert unless DISKFLOW_HOLDPOINTS names them
  * (`name=/path/of/file`, comma-separated), which only tests do.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 
 const armed = new Set((process.env.DISKFLOW_FAILPOINTS ?? '').split(',').map((s) => s.trim()).filter(Boolean));
 
@@ -25,9 +25,13 @@ const holds = new Map(
     .map((s) => [s.slice(0, s.indexOf('=')), s.slice(s.indexOf('=') + 1)] as const),
 );
 
-/** Waits while the file armed for `name` exists (not at all when unarmed), or until `signal` aborts. */
+/**
+ * Waits while the file armed for `name` exists (not at all when unarmed), or until `signal`
+ * aborts; `<file>.reached` tells the test a step is waiting there.
+ */
 export async function holdpoint(name: string, signal?: AbortSignal): Promise<void> {
   const file = holds.get(name);
   if (!file) return;
+  if (existsSync(file)) writeFileSync(`${file}.reached`, '');
   while (existsSync(file) && !signal?.aborted) await new Promise((resolve) => setTimeout(resolve, 100));
 }

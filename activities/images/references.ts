@@ -8,7 +8,7 @@
  * that ran at the same time.
  */
 import type { Repository } from '../repository/repository';
-import { failpoint } from '../failpoints';
+import { failpoint, holdpoint } from '../failpoints';
 import { listImageRecords, readChain } from './image-store';
 import { forgetVolume } from './lifecycle';
 import type { ImageRecord } from './records';
@@ -66,6 +66,7 @@ export async function removeUnneededVolumes(repo: Repository, volumeIds: Iterabl
     const stored = new Map((await repo.listVolumes()).map((v) => [v.volumeId, v.allocatedBytes]));
     return [...new Set(volumeIds)].filter((volumeId) => !live.has(volumeId)).map((volumeId) => ({ volumeId, bytes: stored.get(volumeId) ?? 0 }));
   });
+  await holdpoint('clean.purging');
   let freed = 0;
   for (const { volumeId, bytes } of doomed) {
     await repo.removeVolume(volumeId);

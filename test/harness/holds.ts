@@ -2,9 +2,10 @@
  * Holdpoints (activities/failpoints.ts) for tests: a step armed with one waits at it while the
  * hold is on, so a test can look at an operation whose fix is really pending.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './repositories';
+import { eventually } from './wait';
 
 export class Hold {
   private readonly file: string;
@@ -25,7 +26,13 @@ export class Hold {
       return await fn();
     } finally {
       rmSync(this.file, { force: true });
+      rmSync(`${this.file}.reached`, { force: true });
     }
+  }
+
+  /** Resolves once a step waits at the holdpoint (inside `during`). */
+  reached(ms = 30_000): Promise<void> {
+    return eventually(async () => existsSync(`${this.file}.reached`), (yes) => yes, ms).then(() => undefined);
   }
 }
 

@@ -8,16 +8,19 @@ import type { StorageClient } from '../../client/storage-client';
 import { Model, sameContent, writeImage } from '../harness/content';
 import { clientFor, startHost, stopAllHosts } from '../harness/hosts';
 import { localRepository, removeTempDirs } from '../harness/repositories';
+import { Hold, within } from '../harness/holds';
 import { eventually } from '../harness/wait';
 
 const MiB = 2 ** 20;
 const SIZE = 8 * MiB;
 let client: StorageClient;
+/** A clean that has decided what is garbage, held before it purges it. */
+const purgeHold = new Hold('clean.purging');
 
 beforeAll(async () => {
   // Slow copies, so that a snapshot copied in from another repository is still being copied
   // while the other disks made on it are persisted.
-  await startHost('ref-host', { DISKFLOW_COPY_CHUNK: '1M', DISKFLOW_COPY_RATE_LIMIT: '4M' });
+  await startHost('ref-host', { DISKFLOW_COPY_CHUNK: '1M', DISKFLOW_COPY_RATE_LIMIT: '4M', ...purgeHold.env });
   client = await clientFor('ref-host');
   await localRepository(client, 'here');
   await localRepository(client, 'there');
@@ -95,4 +98,24 @@ describe('disks made on a snapshot while it is removed', () => {
     await expectNothingLeft('there');
     await expectNothingLeft('here');
   }, 180_000);
+});
+
+describe('a clean purging volumes', () => {
+  it('holds no lock a new reference waits for: a disk made on a snapshot while a removed disk is purged is persisted at once, and the purge then ends', async () => {
+    const model = Model.blank(SIZE);
+    const { snapshot } = await snapshotWith('here', model);
+    const doomed = await client.createVirtualDisk('here', SIZE);
+    await usable('here', doomed);
+    const disk = await purgeHold.during(async () => {
+      await client.removeImage('here', doomed);
+      // Its clean has decided, under the chains lock, and waits before the purge.
+      await purgeHold.reached();
+      // A disk on a snapshot is a new reference, persisted under the same lock.
+      return within(client.createVirtualDisk('here', SIZE, snapshot), 20_000, 'createVirtualDisk on a snapshot while a clean purges');
+    });
+    await usable('here', disk);
+    expect(await sameContent(client, 'here', disk, model)).toBe(true);
+    // The purge, let go, removes the disk's volume: nothing is left to clean.
+    await expectNothingLeft('here');
+  }, 120_000);
 });
