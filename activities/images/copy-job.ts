@@ -159,7 +159,8 @@ async function copyAsAttempt(
       if (round > MAX_RESTARTS) {
         throw new DiskflowError('IMAGE_IN_USE', `image ${source.imageId} kept changing while it was copied (a VM is writing it?); copy it while it is not in use`);
       }
-      const restarted = await updateJob((j) => ({ ...j, source: { ...j.source, contentEpoch: source.contentEpoch }, copiedUpTo: 0, doneBytes: 0, totalBytes: null }));
+      // What the call measured was the source as it was: measured anew (requiredBytes null).
+      const restarted = await updateJob((j) => ({ ...j, source: { ...j.source, contentEpoch: source.contentEpoch }, copiedUpTo: 0, doneBytes: 0, totalBytes: null, requiredBytes: null }));
       if (restarted === 'removed') return 'removed';
       current = restarted;
     }
@@ -174,11 +175,8 @@ async function copyAsAttempt(
       if (current.copiedUpTo > 0 && stored && (await readVolume(repo, current.volumeId))) return null;
       madeHere = true;
       // Nothing is made that measurement says cannot fit (a mend of a copy that ran out of room waits for room).
-      // The call measured the source already; a source that changed since is measured again.
-      if (!stored) {
-        const required = round === 0 && current.requiredBytes !== null ? current.requiredBytes : await roomForCopy(sourceRepo, source.volumeId, current, image.size, signal);
-        await requireRoom(repo, required, `the copy into image ${imageId}`);
-      }
+      // The call measured the source already (a restart after the source changed cleared it).
+      if (!stored) await requireRoom(repo, current.requiredBytes ?? (await roomForCopy(sourceRepo, source.volumeId, current, image.size, signal)), `the copy into image ${imageId}`);
       await recordIllegalVolume(repo, volume);
       await repo.createVolume({ volumeId: volume.volumeId, format: volume.format, size: volume.size, parent: null, preallocate: current.preallocate }, signal);
       if (current.copiedUpTo === 0) return null;
