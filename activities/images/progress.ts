@@ -37,13 +37,24 @@ export class ProgressReporter {
    */
   entered(stage: Stage, percent: number): void {
     this.stage = stage;
+    const progress = this.progressAt(percent);
+    heartbeat(progress);
     this.lastWrite = Date.now();
-    this.lastPercent = Math.max(-1, Math.min(100, Math.floor(percent)));
-    heartbeat({ imageId: this.imageId, stage, percentComplete: this.lastPercent, doneBytes: null, totalBytes: null, hostId: this.hostId, at: new Date().toISOString() } satisfies StepProgress);
+    this.lastPercent = progress.percentComplete;
   }
 
   report(percent: number, bytes: { doneBytes: number; totalBytes: number | null } | null = null): void {
-    const progress: StepProgress = {
+    const progress = this.progressAt(percent, bytes);
+    heartbeat(progress);
+    const now = Date.now();
+    if (progress.percentComplete === this.lastPercent || now - this.lastWrite < this.intervalMs) return;
+    this.lastWrite = now;
+    this.lastPercent = progress.percentComplete;
+    this.writing = this.writing.then(() => this.write(progress)).catch(() => undefined);
+  }
+
+  private progressAt(percent: number, bytes: { doneBytes: number; totalBytes: number | null } | null = null): StepProgress {
+    return {
       imageId: this.imageId,
       stage: this.stage,
       percentComplete: Math.max(-1, Math.min(100, Math.floor(percent))),
@@ -52,12 +63,6 @@ export class ProgressReporter {
       hostId: this.hostId,
       at: new Date().toISOString(),
     };
-    heartbeat(progress);
-    const now = Date.now();
-    if (progress.percentComplete === this.lastPercent || now - this.lastWrite < this.intervalMs) return;
-    this.lastWrite = now;
-    this.lastPercent = progress.percentComplete;
-    this.writing = this.writing.then(() => this.write(progress)).catch(() => undefined);
   }
 
   /** Waits for writes already started. */
