@@ -6,12 +6,13 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { PRELOADED_WORKFLOW_MODULES, WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from '../workers/workflow-bundle';
 
 async function main(): Promise<void> {
   const { code } = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../workflows'),
-    // Registered by every worker that runs this bundle (workers/host-worker.ts): the metrics' and the requestId's.
-    workflowInterceptorModules: [require.resolve('../workflows/operation-metrics'), require.resolve('../workflows/interceptors')],
+    workflowsPath: WORKFLOWS_PATH,
+    workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
+    preloadModules: PRELOADED_WORKFLOW_MODULES,
     logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} },
     // A line-only source map without the sources: the SDK needs one inline, but the full one is
     // two thirds of the bundle, held by every worker's workflow isolate (~25 MiB resident).

@@ -9,6 +9,7 @@ import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { WORKFLOW_CONTRACTS } from '../api/operations';
 import { droppedOperationSinks } from '../workers/metrics/worker-metrics';
+import { PRELOADED_WORKFLOW_MODULES } from '../workers/workflow-bundle';
 
 const HISTORIES = join(__dirname, 'histories');
 const files = readdirSync(HISTORIES).filter((f) => f.endsWith('.json')).sort();
@@ -27,6 +28,7 @@ describe('recorded histories replay against today\'s workflow code', () => {
       // With the workflow interceptors the host worker runs: they must not change what a workflow does.
       const options = {
         workflowsPath: join(__dirname, '..', 'workflows', 'index.ts'),
+        bundlerOptions: { preloadModules: PRELOADED_WORKFLOW_MODULES },
         interceptors: { workflowModules: [join(__dirname, '..', 'workflows', 'operation-metrics.ts')] },
         sinks: droppedOperationSinks,
       };

@@ -29,6 +29,7 @@ import { hostSettings, maxConcurrentSteps } from './settings';
 import { installTemporalLogging, Logger } from './logger';
 import type { MetricsSettings } from './metrics/settings';
 import { droppedOperationSinks, WorkerMetrics } from './metrics/worker-metrics';
+import { PRELOADED_WORKFLOW_MODULES, WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from './workflow-bundle';
 
 export interface HostWorkerOptions {
   hostId: string;
@@ -44,12 +45,6 @@ const SERVED_WATCH_MS = Number(process.env.DISKFLOW_SERVED_WATCH_MS ?? 5000);
 
 /** Prebuilt by `npm run build` (scripts/bundle-workflows.ts); bundled at start-up when absent. */
 const WORKFLOW_BUNDLE = join(__dirname, '..', 'workflow-bundle.js');
-const WORKFLOWS_PATH = require.resolve('../workflows');
-/**
- * Workflow interceptors (in the prebuilt bundle too: scripts/bundle-workflows.ts): how each
- * operation ended, for the metrics; the input it was started with, for its requestId.
- */
-export const WORKFLOW_INTERCEPTOR_MODULES = [require.resolve('../workflows/operation-metrics'), require.resolve('../workflows/interceptors')];
 
 class TemporalOperations implements OperationRegistry {
   constructor(private readonly client: Client) {}
@@ -150,7 +145,9 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
       await host.launch(
         await Worker.create({
           ...host.common(WORKFLOW_TASK_QUEUE),
-          ...(bundled ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } } : { workflowsPath: WORKFLOWS_PATH }),
+          ...(bundled
+            ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } }
+            : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: { preloadModules: PRELOADED_WORKFLOW_MODULES } }),
           // The workflow queue runs workflow tasks and their local activities only.
           activities: host.localActivities,
           enableNonLocalActivities: false,
