@@ -8,6 +8,7 @@
  */
 import { ChildProcess, spawn, SpawnOptions } from 'node:child_process';
 import { DiskflowError } from '../api/errors';
+import { startThroughSpawner, StartedTool, ToolEvents } from './spawner';
 
 /**
  * spawn(2) of `command`, tied to this process: the kernel sends it SIGKILL when this process's
@@ -59,38 +60,49 @@ export function run(command: string, args: readonly string[], options: RunOption
 function runUntallied(command: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     if (options.signal?.aborted) return reject(abortError(command, options.signal));
-    const child = spawnTied(command, args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: options.env ?? { ...process.env, LC_ALL: 'C' },
-      outliveWorker: options.outliveWorker,
-    });
     let stdout = '';
     let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-      options.onStdout?.(chunk);
+    const onAbort = () => tool.kill();
+    const tool = startTool(command, args, options.env ?? { ...process.env, LC_ALL: 'C' }, !!options.outliveWorker, {
+      stdout(chunk) {
+        stdout += chunk;
+        options.onStdout?.(chunk);
+      },
+      stderr(chunk) {
+        stderr += chunk;
+      },
+      error(error) {
+        options.signal?.removeEventListener('abort', onAbort);
+        const hint = error.code === 'ENOENT' ? ` (is ${options.outliveWorker ? command : 'setpriv'} installed? run: npm run bootstrap)` : '';
+        reject(new DiskflowError('STORAGE_ERROR', `${command}: ${error.message}${hint}`));
+      },
+      close(code, signal) {
+        options.signal?.removeEventListener('abort', onAbort);
+        if (options.signal?.aborted) return reject(abortError(command, options.signal));
+        const exitCode = code ?? -1;
+        if (exitCode === 127 && NOT_EXECUTED.test(stderr)) {
+          return reject(new DiskflowError('STORAGE_ERROR', `${command}: not found (is ${command} installed? run: npm run bootstrap)`));
+        }
+        if (exitCode === 0 || options.okExitCodes?.includes(exitCode)) return resolve({ stdout, stderr, exitCode });
+        const detail = (stderr.trim() || stdout.trim() || `killed by ${signal}`).split('\n').slice(-3).join(' / ');
+        const code_ = NO_SPACE.test(stderr) ? 'NO_SPACE' : 'STORAGE_ERROR';
+        reject(new DiskflowError(code_, `${command} ${args[0] ?? ''} failed (exit ${exitCode}): ${detail}`));
+      },
     });
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const onAbort = () => child.kill('SIGKILL');
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      options.signal?.removeEventListener('abort', onAbort);
-      const hint = error.code === 'ENOENT' ? ` (is ${options.outliveWorker ? command : 'setpriv'} installed? run: npm run bootstrap)` : '';
-      reject(new DiskflowError('STORAGE_ERROR', `${command}: ${error.message}${hint}`));
-    });
-    child.on('close', (code, signal) => {
-      options.signal?.removeEventListener('abort', onAbort);
-      if (options.signal?.aborted) return reject(abortError(command, options.signal));
-      const exitCode = code ?? -1;
-      if (exitCode === 127 && NOT_EXECUTED.test(stderr)) {
-        return reject(new DiskflowError('STORAGE_ERROR', `${command}: not found (is ${command} installed? run: npm run bootstrap)`));
-      }
-      if (exitCode === 0 || options.okExitCodes?.includes(exitCode)) return resolve({ stdout, stderr, exitCode });
-      const detail = (stderr.trim() || stdout.trim() || `killed by ${signal}`).split('\n').slice(-3).join(' / ');
-      const code_ = NO_SPACE.test(stderr) ? 'NO_SPACE' : 'STORAGE_ERROR';
-      reject(new DiskflowError(code_, `${command} ${args[0] ?? ''} failed (exit ${exitCode}): ${detail}`));
-    });
   });
+}
+
+/** Starts a tool through the spawner (activities/spawner.ts) where there is one, else by a spawn of this process. */
+function startTool(command: string, args: readonly string[], env: NodeJS.ProcessEnv, outliveWorker: boolean, events: ToolEvents): StartedTool {
+  const viaSpawner = outliveWorker ? null : startThroughSpawner(command, args, env, events);
+  if (viaSpawner) return viaSpawner;
+  const child = spawnTied(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env, outliveWorker });
+  child.stdout!.setEncoding('utf8').on('data', events.stdout);
+  child.stderr!.setEncoding('utf8').on('data', events.stderr);
+  child.on('error', events.error);
+  child.on('close', events.close);
+  return { kill: () => child.kill('SIGKILL') };
 }
 
 function abortError(command: string, signal: AbortSignal): Error {

@@ -3,10 +3,11 @@
  * data, a host id another live worker serves, and every tool it runs (qemu-img, dd) when it is
  * killed outright.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { processAlive } from '../../activities/process';
 import type { StorageClient } from '../../client/storage-client';
 import { writeImage } from '../harness/content';
 import { clientFor, ROOT, startHost, startHostExpectingExit, stopAllHosts, TestHost } from '../harness/hosts';
@@ -65,6 +66,15 @@ describe('a worker refuses to start', () => {
   });
 });
 
+/** The pids of the spawners (activities/spawner.ts) that the process `pid` started. */
+function spawnersOf(pid: number): string[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid), '-f', 'spawner-process.js'], { encoding: 'utf8' }).trim().split('\n');
+  } catch {
+    return []; // pgrep: none
+  }
+}
+
 describe('nothing a worker started outlives it', () => {
   it('a worker SIGKILLed mid-copy leaves no qemu-img running within 2 s', async () => {
     const disk = await client.createVirtualDisk('life', 32 * MiB);
@@ -81,13 +91,46 @@ describe('nothing a worker started outlives it', () => {
     }
   });
 
+  it('a spawner that dies fails the tools it was running, and the next tool starts a new one', async () => {
+    const marker = String(10 ** 12 + process.pid + 1);
+    const script = `
+      const { run } = require(${JSON.stringify(join(ROOT, 'dist', 'activities', 'process.js'))});
+      const { execFileSync } = require('node:child_process');
+      const spawners = () => execFileSync('pgrep', ['-P', String(process.pid), '-f', 'spawner-process.js'], { encoding: 'utf8' }).trim();
+      (async () => {
+        const running = run('dd', ['if=/dev/zero', 'of=/dev/null', 'bs=1', 'count=${marker}']);
+        await new Promise((r) => setTimeout(r, 500));
+        const first = spawners();
+        process.kill(Number(first), 'SIGKILL');
+        const failure = await running.then(() => 'finished', (error) => error.code + ': ' + error.message);
+        const next = await run('echo', ['again']);
+        console.log(JSON.stringify({ failure, next: next.stdout.trim(), renewed: spawners() !== first }));
+      })();`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    try {
+      await new Promise((resolve) => child.on('exit', resolve));
+      expect(JSON.parse(out)).toEqual({ failure: expect.stringMatching(/^STORAGE_ERROR: dd: the spawner process that ran it ended/), next: 'again', renewed: true });
+      // Its tool died with it (pdeathsig), not left running unwatched.
+      expect(await goneWithin('dd', marker, 2000)).toBeLessThanOrEqual(2000);
+    } finally {
+      child.kill('SIGKILL');
+      for (const line of processes('dd', marker)) process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGKILL');
+    }
+  });
+
   it('a dd a worker runs dies with it too', async () => {
     const marker = String(10 ** 12 + process.pid);
     const worker = spawn(process.execPath, ['-e', `require(${JSON.stringify(join(ROOT, 'dist', 'activities', 'process.js'))}).run('dd', ['if=/dev/zero', 'of=/dev/null', 'bs=1', 'count=${marker}'])`], { stdio: 'ignore' });
     try {
       await eventually(async () => processes('dd', marker), (found) => found.length === 1, 10_000);
+      // The worker starts its tools through its spawner (activities/spawner.ts): that dies with it too.
+      const [spawner] = spawnersOf(worker.pid!);
+      expect(spawner).toMatch(/^\d+$/);
       worker.kill('SIGKILL');
       expect(await goneWithin('dd', marker, 2000)).toBeLessThanOrEqual(2000);
+      expect(await eventually(async () => processAlive(Number(spawner)), (alive) => !alive, 2000)).toBe(false);
     } finally {
       worker.kill('SIGKILL');
       for (const line of processes('dd', marker)) process.kill(Number(line.trim().split(/\s+/)[0]), 'SIGKILL');
