@@ -66,6 +66,11 @@ class Spawner {
     return { kill: () => this.running.has(id) && this.send({ t: 'kill', id }) };
   }
 
+  warm(): void {
+    if (!this.child) this.launch();
+    this.holdLoop();
+  }
+
   private send(request: SpawnerRequest): void {
     if (!this.child) this.launch();
     if (this.ready) this.child!.send(request);
@@ -125,8 +130,14 @@ class Spawner {
 
 let spawner: Spawner | null | undefined;
 
+const theSpawner = () => (spawner === undefined ? (spawner = existsSync(SPAWNER_MAIN) ? new Spawner() : null) : spawner);
+
 /** Starts `command` through this process's spawner; null where there is none (running from source). */
 export function startThroughSpawner(command: string, args: readonly string[], env: NodeJS.ProcessEnv, events: ToolEvents): StartedTool | null {
-  if (spawner === undefined) spawner = existsSync(SPAWNER_MAIN) ? new Spawner() : null;
-  return spawner?.start(command, args, env, events) ?? null;
+  return theSpawner()?.start(command, args, env, events) ?? null;
+}
+
+/** Starts the spawner now, so a host's first step does not wait for a Node process to start (a worker calls this as it starts). */
+export function startSpawner(): void {
+  theSpawner()?.warm();
 }

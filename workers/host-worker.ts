@@ -18,6 +18,7 @@ import { DiskflowError } from '../api/errors';
 import { hostTaskQueue, repoTaskQueue, srmTaskQueue, WORKFLOW_TASK_QUEUE } from '../api/task-queues';
 import { leaseTiming } from '../activities/srm/delta-lease';
 import { createWorkflowLocalActivities } from '../activities/workflow-local';
+import { startSpawner } from '../activities/spawner';
 import { createMetadataForwarder } from '../activities/srm/metadata-forwarder';
 import { SrmPollers, SrmRoles } from '../activities/srm/srm-roles';
 import { watchServed } from '../activities/serving/watch';
@@ -139,6 +140,7 @@ export class HostWorker implements RepositoryPollers, SrmPollers {
           })
         : null;
       if (metrics) opened.push(metrics);
+      startSpawner();
       const host = (made.host = new HostWorker(options, nativeConnection, clientConnection, unlock, settings, metrics, { path: home, id }));
       // The prebuilt bundle holds the workflow interceptors; from source they are bundled here.
       const bundled = existsSync(WORKFLOW_BUNDLE);
