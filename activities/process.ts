@@ -4,7 +4,8 @@
  * every child is started under `setpriv --pdeathsig KILL`, so the kernel kills it when its
  * worker dies, even by SIGKILL (a qemu-img left writing a volume after its worker is gone would
  * race the retried step on another host). Only what must outlive the worker by design (a daemon
- * serving a VM's disk) is started with `outliveWorker`.
+ * serving a VM's disk) is started with `outliveWorker`. A tool run to its end (`run`) is started
+ * by the worker's spawner (spawner.ts), under the same death signal, so the worker is not forked.
  */
 import { ChildProcess, spawn, SpawnOptions } from 'node:child_process';
 import { DiskflowError } from '../api/errors';

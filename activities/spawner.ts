@@ -7,10 +7,11 @@
  * Node process, the spawner (spawner-process.ts), and has it start the tools: a fork of that
  * is cheap, and the worker only sends a message.
  *
- * The spawner is started with a host worker, or on first use, under `setpriv --pdeathsig KILL`, so it dies with the
- * worker, and its tools with it; a spawner that dies fails the tools it was running (retried as
- * any STORAGE_ERROR), and the next tool starts a new one. It holds no reference on the worker's
- * event loop while no tool runs, so a command that ran a tool still exits.
+ * The spawner is started with a host worker (elsewhere on first use) under `setpriv --pdeathsig
+ * KILL`, so it dies with the worker, and its tools with it; a spawner that dies fails the tools
+ * it was running (retried as any STORAGE_ERROR), and the next tool starts a new one. It holds no
+ * reference on the worker's event loop while no tool runs, so a command that ran a tool still
+ * exits.
  */
 import { AsyncResource } from 'node:async_hooks';
 import { ChildProcess, spawn } from 'node:child_process';
