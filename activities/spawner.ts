@@ -41,8 +41,12 @@ export interface StartedTool {
 
 /** Built next to this file by `npm run build`; from source (the unit tests) tools are started directly. */
 const SPAWNER_MAIN = join(__dirname, 'spawner-process.js');
-/** A spawner holds a few tools' output at a time: a small heap keeps it small (about 40 MiB resident). */
-const SPAWNER_NODE_FLAGS = ['--max-old-space-size=32', '--max-semi-space-size=1'];
+/**
+ * A spawner relays each tool's output as it comes and holds it only while the worker is slow to
+ * read (a `qemu-img map` of a large image prints megabytes): its cap is well above that, its
+ * small young generation keeps it small when idle (7 MiB of its own).
+ */
+const SPAWNER_NODE_FLAGS = ['--max-old-space-size=128', '--max-semi-space-size=1'];
 
 class Spawner {
   private child: ChildProcess | null = null;
